@@ -1,0 +1,228 @@
+//! airlock's settings: one [`Config`] resolved from command-line flags,
+//! `AIRLOCK_*` environment variables and a TOML file, in that order of
+//! precedence, with every problem reported at once.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The resolved settings a running proxy uses.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where clients connect.
+    pub listen: SocketAddr,
+    /// The PostgreSQL server, as `host:port`.
+    pub upstream: String,
+    /// Where the admin API listens, if anywhere.
+    pub admin_listen: Option<SocketAddr>,
+    /// How long a client may take from connecting to finishing authentication.
+    pub startup_timeout: Duration,
+    /// How long connecting to the upstream may take.
+    pub connect_timeout: Duration,
+    /// Largest frontend message the proxy accepts (COPY data is streamed and
+    /// not limited by it).
+    pub max_message_size: usize,
+    /// Client connections beyond this are refused with SQLSTATE 53300.
+    pub max_client_connections: usize,
+    /// On SIGINT/SIGTERM, how long sessions get to finish their work.
+    pub shutdown_timeout: Duration,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl Config {
+    /// A configuration with defaults for everything but the addresses; tests
+    /// and the demo start from here.
+    pub fn new(listen: SocketAddr, upstream: impl Into<String>) -> Self {
+        Config {
+            listen,
+            upstream: upstream.into(),
+            admin_listen: None,
+            startup_timeout: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(5),
+            max_message_size: 64 << 20,
+            max_client_connections: 10_000,
+            shutdown_timeout: Duration::from_secs(30),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Settings as they come from one source; unset fields fall through to the
+/// next source. The TOML file uses the same names.
+#[derive(Debug, Clone, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address clients connect to
+    #[arg(long, env = "AIRLOCK_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Upstream PostgreSQL server as HOST:PORT
+    #[arg(long, env = "AIRLOCK_UPSTREAM")]
+    pub upstream: Option<String>,
+    /// Address of the admin API (health, metrics)
+    #[arg(long, env = "AIRLOCK_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Seconds a client may take to connect and authenticate
+    #[arg(long, env = "AIRLOCK_STARTUP_TIMEOUT")]
+    pub startup_timeout: Option<f64>,
+    /// Seconds connecting to the upstream may take
+    #[arg(long, env = "AIRLOCK_CONNECT_TIMEOUT")]
+    pub connect_timeout: Option<f64>,
+    /// Largest frontend message in bytes (COPY data excepted)
+    #[arg(long, env = "AIRLOCK_MAX_MESSAGE_SIZE")]
+    pub max_message_size: Option<usize>,
+    /// Most client connections at once
+    #[arg(long, env = "AIRLOCK_MAX_CLIENT_CONNECTIONS")]
+    pub max_client_connections: Option<usize>,
+    /// Seconds sessions get to finish on shutdown
+    #[arg(long, env = "AIRLOCK_SHUTDOWN_TIMEOUT")]
+    pub shutdown_timeout: Option<f64>,
+    /// Log format
+    #[arg(long, env = "AIRLOCK_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Every problem found in the settings, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  {}", .0.join("\n  "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Settings {
+    /// Reads a TOML settings file.
+    pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(vec![format!("{}: {e}", path.display())]))?;
+        toml::from_str(&text).map_err(|e| ConfigError(vec![format!("{}: {e}", path.display())]))
+    }
+
+    /// Fills every unset field from `lower`.
+    pub fn or(self, lower: Settings) -> Settings {
+        Settings {
+            listen: self.listen.or(lower.listen),
+            upstream: self.upstream.or(lower.upstream),
+            admin_listen: self.admin_listen.or(lower.admin_listen),
+            startup_timeout: self.startup_timeout.or(lower.startup_timeout),
+            connect_timeout: self.connect_timeout.or(lower.connect_timeout),
+            max_message_size: self.max_message_size.or(lower.max_message_size),
+            max_client_connections: self.max_client_connections.or(lower.max_client_connections),
+            shutdown_timeout: self.shutdown_timeout.or(lower.shutdown_timeout),
+            log_format: self.log_format.or(lower.log_format),
+        }
+    }
+
+    /// Checks every field and resolves defaults.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let mut errors = Vec::new();
+        let listen = self
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 6432)));
+        let upstream = match self.upstream {
+            Some(u) if valid_host_port(&u) => u,
+            Some(u) => {
+                errors.push(format!("upstream {u:?} is not HOST:PORT"));
+                String::new()
+            }
+            None => {
+                errors.push("upstream is required (--upstream HOST:PORT)".into());
+                String::new()
+            }
+        };
+        let mut config = Config::new(listen, upstream);
+        config.admin_listen = self.admin_listen;
+        let mut seconds = |name: &str, v: Option<f64>, into: &mut Duration| {
+            if let Some(v) = v {
+                match Duration::try_from_secs_f64(v) {
+                    Ok(d) if v > 0.0 => *into = d,
+                    _ => errors.push(format!("{name} must be a positive number of seconds")),
+                }
+            }
+        };
+        seconds(
+            "startup_timeout",
+            self.startup_timeout,
+            &mut config.startup_timeout,
+        );
+        seconds(
+            "connect_timeout",
+            self.connect_timeout,
+            &mut config.connect_timeout,
+        );
+        seconds(
+            "shutdown_timeout",
+            self.shutdown_timeout,
+            &mut config.shutdown_timeout,
+        );
+        if let Some(m) = self.max_message_size {
+            if m < 1024 {
+                errors.push("max_message_size must be at least 1024 bytes".into());
+            } else {
+                config.max_message_size = m;
+            }
+        }
+        if let Some(m) = self.max_client_connections {
+            if m == 0 {
+                errors.push("max_client_connections must be at least 1".into());
+            } else {
+                config.max_client_connections = m;
+            }
+        }
+        config.log_format = self.log_format.unwrap_or_default();
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError(errors))
+        }
+    }
+}
+
+fn valid_host_port(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file() {
+        let file: Settings =
+            toml::from_str("upstream = \"db:5432\"\nlisten = \"0.0.0.0:7000\"\n").unwrap();
+        let flags = Settings {
+            listen: Some("127.0.0.1:6500".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = flags.or(file).resolve().unwrap();
+        assert_eq!(c.listen.port(), 6500);
+        assert_eq!(c.upstream, "db:5432");
+    }
+
+    #[test]
+    fn every_error_is_reported() {
+        let s = Settings {
+            upstream: Some("nohost".into()),
+            startup_timeout: Some(-1.0),
+            max_message_size: Some(3),
+            ..Default::default()
+        };
+        let err = s.resolve().unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<Settings>("upstrem = \"x:1\"").is_err());
+    }
+}

@@ -1,0 +1,147 @@
+//! The client side of the proxy: the listener, each connection's startup and
+//! authentication relay, and the session state machine that every client
+//! message passes through.
+//!
+//! One tokio task runs each client connection from accept to close. Sessions
+//! share nothing on the data path; what they share ([`Proxy`]) is touched at
+//! session start and end only.
+
+pub mod buffer;
+pub mod cancel;
+pub mod error;
+pub mod gate;
+pub mod relay;
+pub mod session;
+pub mod startup;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use cancel::CancelRegistry;
+
+/// What every session shares: settings, the cancel key registry, counters and
+/// the shutdown signal.
+pub struct Proxy {
+    pub config: Config,
+    pub cancels: Arc<CancelRegistry>,
+    pub metrics: Arc<Metrics>,
+    shutdown_tx: watch::Sender<bool>,
+}
+
+impl Proxy {
+    pub fn new(config: Config) -> Arc<Proxy> {
+        let (shutdown_tx, _) = watch::channel(false);
+        Arc::new(Proxy {
+            config,
+            cancels: Arc::default(),
+            metrics: Arc::default(),
+            shutdown_tx,
+        })
+    }
+
+    /// Accepts clients on `listener` until `shutdown` completes, then asks
+    /// every session to finish (idle ones close at once, busy ones at their
+    /// next ReadyForQuery) and waits up to `shutdown_timeout` before closing
+    /// the rest.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let mut sessions = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((socket, peer)) => {
+                        let proxy = Arc::clone(&self);
+                        let span = tracing::info_span!("session", client = %peer);
+                        sessions.spawn(proxy.handle(socket, peer).instrument(span));
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off
+                        // briefly rather than spin.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = sessions.join_next() => {}
+                _ = &mut shutdown => break,
+            }
+        }
+        drop(listener);
+        info!(
+            sessions = sessions.len(),
+            "shutting down: no new connections"
+        );
+        let _ = self.shutdown_tx.send(true);
+        let drain = async { while sessions.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.config.shutdown_timeout, drain)
+            .await
+            .is_err()
+        {
+            warn!(
+                sessions = sessions.len(),
+                "shutdown timeout: closing remaining sessions"
+            );
+            sessions.abort_all();
+            while sessions.join_next().await.is_some() {}
+        }
+        Ok(())
+    }
+
+    async fn handle(self: Arc<Self>, socket: TcpStream, peer: SocketAddr) {
+        let _active = self.metrics.session_started();
+        if let Err(e) = socket.set_nodelay(true) {
+            debug!(error = %e, "set_nodelay failed");
+        }
+        let established = tokio::time::timeout(
+            self.config.startup_timeout,
+            startup::establish(socket, peer, &self),
+        )
+        .await;
+        let established = match established {
+            Ok(Ok(Some(e))) => e,
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => {
+                log_end(&e);
+                return;
+            }
+            Err(_) => {
+                debug!("startup timed out");
+                return;
+            }
+        };
+        debug!(user = %established.identity.user, database = %established.identity.database, "session started");
+        let session = session::Session::new(established, &self);
+        match session.run(self.shutdown_tx.subscribe()).await {
+            Ok(()) => debug!("session ended"),
+            Err(e) => log_end(&e),
+        }
+    }
+}
+
+fn log_end(e: &error::SessionError) {
+    if e.is_disconnect() {
+        debug!(error = %e, "client disconnected");
+    } else {
+        info!(error = %e, "session ended");
+    }
+}
+
+/// Runs a proxy with `config` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    Proxy::new(config).serve(listener, shutdown).await
+}

@@ -1,0 +1,84 @@
+//! Routing of CancelRequests. Each client sees the upstream's real process id
+//! (drivers compare it with `pg_backend_pid()`, and NotificationResponse
+//! carries it) but a secret key the proxy chose; a CancelRequest is matched
+//! on both and re-sent upstream with the real key.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+/// Where a cancel for one session must go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CancelTarget {
+    pub upstream: SocketAddr,
+    pub process_id: u32,
+    pub secret_key: u32,
+}
+
+/// The keys of every live session. A std mutex is right here: it is taken
+/// only at session start and end and on a cancel, never across an await.
+#[derive(Default)]
+pub struct CancelRegistry {
+    keys: Mutex<HashMap<(u32, u32), CancelTarget>>,
+}
+
+impl CancelRegistry {
+    /// Registers a session's upstream keys and returns the secret key to hand
+    /// the client, with a guard that unregisters it when dropped.
+    pub fn register(self: &Arc<Self>, target: CancelTarget) -> (u32, CancelGuard) {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let secret = loop {
+            let s: u32 = rand::random();
+            if !keys.contains_key(&(target.process_id, s)) {
+                break s;
+            }
+        };
+        keys.insert((target.process_id, secret), target);
+        (
+            secret,
+            CancelGuard {
+                registry: Arc::clone(self),
+                key: (target.process_id, secret),
+            },
+        )
+    }
+
+    /// The upstream keys for the keys a client presented, if they are live.
+    pub fn lookup(&self, process_id: u32, secret_key: u32) -> Option<CancelTarget> {
+        let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        keys.get(&(process_id, secret_key)).copied()
+    }
+}
+
+/// Unregisters a session's keys when the session ends.
+pub struct CancelGuard {
+    registry: Arc<CancelRegistry>,
+    key: (u32, u32),
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        let mut keys = self.registry.keys.lock().unwrap_or_else(|e| e.into_inner());
+        keys.remove(&self.key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn register_lookup_and_drop() {
+        let reg = Arc::new(CancelRegistry::default());
+        let target = CancelTarget {
+            upstream: "127.0.0.1:5432".parse().unwrap(),
+            process_id: 99,
+            secret_key: 1234,
+        };
+        let (secret, guard) = reg.register(target);
+        assert_eq!(reg.lookup(99, secret), Some(target));
+        assert_eq!(reg.lookup(99, secret.wrapping_add(1)), None);
+        drop(guard);
+        assert_eq!(reg.lookup(99, secret), None);
+    }
+}

@@ -1,0 +1,315 @@
+//! The server → client half of a session: a scanner over the upstream byte
+//! stream that finds message boundaries without copying, reads the few
+//! messages the session must know about, and lets the session splice its own
+//! messages in at a boundary.
+//!
+//! Rows and other large messages are forwarded as they arrive, even before
+//! they are complete, so a result set is never buffered whole: the scanner
+//! only needs the five-byte header of a message it does not look into.
+
+use std::collections::VecDeque;
+
+use super::buffer::Buffer;
+use crate::protocol::backend::{self as be, TransactionStatus};
+use crate::protocol::{peek_header, HEADER_LEN};
+
+/// What one scan saw that the session must act on.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// ReadyForQuery messages, and the status the last one carried.
+    pub ready_for_query: u32,
+    pub status: Option<TransactionStatus>,
+    /// The server entered COPY IN mode (CopyInResponse).
+    pub copy_in: bool,
+    /// The server sent a FATAL or PANIC error: it is closing the connection.
+    pub fatal: bool,
+}
+
+/// A malformed upstream stream.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid message length {0} from upstream")]
+pub struct BadFrame(pub u32);
+
+#[derive(Debug, Default)]
+pub struct Relay {
+    /// Bytes at the front of the buffer that may be written to the client.
+    ready: usize,
+    /// Body bytes of the current message not yet received; they are
+    /// forwarded as they arrive.
+    skip: usize,
+    /// Messages of the proxy's own, waiting for the next message boundary.
+    inject: Vec<u8>,
+    /// Errors of the proxy's own that replace the upstream's error for a
+    /// refused statement, by refusal number, oldest first.
+    refusals: VecDeque<(u64, Vec<u8>)>,
+    /// The session's client_encoding, from ParameterStatus.
+    pub client_encoding: String,
+}
+
+/// The statement text the session sends upstream in place of a refused
+/// message. It is a syntax error, so the server fails exactly where the
+/// refused message stood (discarding until Sync, failing a transaction
+/// block) without executing anything, and the error names the marker.
+pub fn refusal_marker(id: u64) -> String {
+    format!("{REFUSAL_PREFIX}{id}")
+}
+
+const REFUSAL_PREFIX: &str = "airlock_refused_";
+
+/// The refusal number named by an upstream error's message, if any.
+fn refusal_id(message: &[u8]) -> Option<u64> {
+    let prefix = REFUSAL_PREFIX.as_bytes();
+    let at = message.windows(prefix.len()).position(|w| w == prefix)?;
+    let digits = &message[at + prefix.len()..];
+    let end = digits
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
+}
+
+impl Relay {
+    pub fn new(client_encoding: String) -> Self {
+        Relay {
+            client_encoding,
+            ..Default::default()
+        }
+    }
+
+    /// Bytes at the front of `buf` that may go to the client now.
+    #[inline]
+    pub fn ready(&self) -> usize {
+        self.ready
+    }
+
+    /// Records that `n` ready bytes were written to the client (the caller
+    /// consumes them from the buffer).
+    #[inline]
+    pub fn written(&mut self, n: usize) {
+        self.ready -= n;
+    }
+
+    /// Whether the stream stands between two messages, so nothing partial
+    /// has been forwarded.
+    #[inline]
+    pub fn at_boundary(&self, buf: &Buffer) -> bool {
+        self.skip == 0 && buf.len() == self.ready
+    }
+
+    /// Queues messages of the proxy's own; they are spliced into the stream
+    /// at the next message boundary by [`Relay::scan`].
+    pub fn inject(&mut self, bytes: &[u8]) {
+        self.inject.extend_from_slice(bytes);
+    }
+
+    /// Arranges for the upstream error caused by refusal `id`'s marker to be
+    /// replaced by `report` (an encoded ErrorResponse).
+    pub fn expect_refusal(&mut self, id: u64, report: Vec<u8>) {
+        self.refusals.push_back((id, report));
+    }
+
+    /// Walks the newly received bytes of `buf`, marking whole and partial
+    /// uninteresting messages ready and reading ReadyForQuery,
+    /// ParameterStatus, CopyInResponse and ErrorResponse once complete.
+    pub fn scan(&mut self, buf: &mut Buffer) -> Result<Seen, BadFrame> {
+        let mut seen = Seen::default();
+        loop {
+            if self.skip > 0 {
+                let n = self.skip.min(buf.len() - self.ready);
+                self.ready += n;
+                self.skip -= n;
+                if self.skip > 0 {
+                    break;
+                }
+            }
+            if !self.inject.is_empty() {
+                buf.insert(self.ready, &self.inject);
+                self.ready += self.inject.len();
+                self.inject.clear();
+            }
+            let rest = &buf.bytes()[self.ready..];
+            let (tag, len) = match peek_header(rest) {
+                None => break,
+                Some(Err(len)) => return Err(BadFrame(len)),
+                Some(Ok(h)) => h,
+            };
+            match tag {
+                be::READY_FOR_QUERY
+                | be::PARAMETER_STATUS
+                | be::COPY_IN_RESPONSE
+                | be::ERROR_RESPONSE => {
+                    if rest.len() < HEADER_LEN + len {
+                        buf.reserve(HEADER_LEN + len - rest.len());
+                        break;
+                    }
+                    let body = &rest[HEADER_LEN..HEADER_LEN + len];
+                    if tag == be::ERROR_RESPONSE && !self.refusals.is_empty() {
+                        if let Some(report) = self.take_refusal(body) {
+                            buf.remove(self.ready, HEADER_LEN + len);
+                            buf.insert(self.ready, &report);
+                            self.ready += report.len();
+                            continue;
+                        }
+                    }
+                    self.observe(tag, body, &mut seen);
+                    self.ready += HEADER_LEN + len;
+                }
+                _ => {
+                    self.ready += HEADER_LEN;
+                    self.skip = len;
+                }
+            }
+        }
+        Ok(seen)
+    }
+
+    /// The replacement for an upstream error that names a refusal marker.
+    /// Refusals older than it were discarded by the server after an earlier
+    /// error, so they are dropped too.
+    fn take_refusal(&mut self, body: &[u8]) -> Option<Vec<u8>> {
+        if be::error_field(body, b'C')? != b"42601" {
+            return None;
+        }
+        let id = refusal_id(be::error_field(body, b'M')?)?;
+        while let Some((first, report)) = self.refusals.pop_front() {
+            if first == id {
+                return Some(report);
+            }
+            if first > id {
+                self.refusals.push_front((first, report));
+                break;
+            }
+        }
+        None
+    }
+
+    fn observe(&mut self, tag: u8, body: &[u8], seen: &mut Seen) {
+        match tag {
+            be::READY_FOR_QUERY => {
+                seen.ready_for_query += 1;
+                seen.status = body.first().and_then(|&b| TransactionStatus::from_byte(b));
+            }
+            be::PARAMETER_STATUS => {
+                if let Ok((b"client_encoding", v)) = be::parse_parameter_status(body) {
+                    self.client_encoding = String::from_utf8_lossy(v).into_owned();
+                }
+            }
+            be::COPY_IN_RESPONSE => seen.copy_in = true,
+            be::ERROR_RESPONSE => {
+                if matches!(
+                    be::error_field(body, b'V').or_else(|| be::error_field(body, b'S')),
+                    Some(b"FATAL" | b"PANIC")
+                ) {
+                    seen.fatal = true;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::backend::{ready_for_query, Report};
+    use crate::protocol::put_message;
+
+    fn data_row(n: usize) -> Vec<u8> {
+        let mut m = Vec::new();
+        put_message(&mut m, be::DATA_ROW, |b| {
+            b.extend(std::iter::repeat_n(7u8, n))
+        });
+        m
+    }
+
+    #[test]
+    fn partial_rows_are_forwarded_as_they_arrive() {
+        let row = data_row(100);
+        let mut buf = Buffer::with_capacity(64);
+        let mut relay = Relay::default();
+        buf.extend(&row[..3]);
+        relay.scan(&mut buf).unwrap();
+        assert_eq!(relay.ready(), 0, "an incomplete header is held");
+        buf.extend(&row[3..50]);
+        relay.scan(&mut buf).unwrap();
+        assert_eq!(
+            relay.ready(),
+            50,
+            "body bytes go out before the row is complete"
+        );
+        buf.extend(&row[50..]);
+        let mut z = Vec::new();
+        ready_for_query(&mut z, TransactionStatus::InTransaction);
+        buf.extend(&z[..4]);
+        let seen = relay.scan(&mut buf).unwrap();
+        assert_eq!(relay.ready(), row.len());
+        assert_eq!(seen.ready_for_query, 0);
+        buf.extend(&z[4..]);
+        let seen = relay.scan(&mut buf).unwrap();
+        assert_eq!(seen.ready_for_query, 1);
+        assert_eq!(seen.status, Some(TransactionStatus::InTransaction));
+        assert!(relay.at_boundary(&buf));
+    }
+
+    #[test]
+    fn injection_waits_for_a_boundary() {
+        let row = data_row(10);
+        let mut buf = Buffer::with_capacity(64);
+        let mut relay = Relay::default();
+        buf.extend(&row[..8]);
+        relay.scan(&mut buf).unwrap();
+        relay.inject(b"XYZ");
+        relay.scan(&mut buf).unwrap();
+        assert_eq!(buf.bytes(), &row[..8], "not spliced into a partial row");
+        buf.extend(&row[8..]);
+        relay.scan(&mut buf).unwrap();
+        let mut want = row.clone();
+        want.extend_from_slice(b"XYZ");
+        assert_eq!(buf.bytes(), &want[..]);
+        assert_eq!(relay.ready(), want.len());
+    }
+
+    #[test]
+    fn fatal_errors_and_encoding_are_seen() {
+        let mut buf = Buffer::with_capacity(64);
+        let mut relay = Relay::default();
+        put_message(&mut Vec::new(), b'S', |_| {});
+        let mut m = Vec::new();
+        put_message(&mut m, be::PARAMETER_STATUS, |b| {
+            b.extend_from_slice(b"client_encoding\0LATIN1\0")
+        });
+        Report::fatal("57P01", "bye").encode(&mut m);
+        buf.extend(&m);
+        let seen = relay.scan(&mut buf).unwrap();
+        assert!(seen.fatal);
+        assert_eq!(relay.client_encoding, "LATIN1");
+    }
+
+    #[test]
+    fn refusal_errors_are_replaced() {
+        let mut buf = Buffer::with_capacity(64);
+        let mut relay = Relay::default();
+        let ours = Report::error("42501", "denied by policy").to_bytes();
+        relay.expect_refusal(3, Report::error("42501", "stale").to_bytes());
+        relay.expect_refusal(4, ours.clone());
+        let msg = format!("syntax error at or near \"{}\"", refusal_marker(4));
+        let mut theirs = Report::error("42601", msg).to_bytes();
+        let other = Report::error("22012", "division by zero").to_bytes();
+        theirs.extend_from_slice(&other);
+        buf.extend(&theirs);
+        relay.scan(&mut buf).unwrap();
+        let mut want = ours;
+        want.extend_from_slice(&other);
+        assert_eq!(buf.bytes(), &want[..]);
+        assert_eq!(relay.ready(), want.len());
+        assert!(relay.refusals.is_empty());
+        assert_eq!(refusal_id(b"at or near \"airlock_refused_12\""), Some(12));
+    }
+
+    #[test]
+    fn bad_length_is_an_error() {
+        let mut buf = Buffer::with_capacity(64);
+        buf.extend(b"D\0\0\0\x01");
+        assert!(Relay::default().scan(&mut buf).is_err());
+    }
+}

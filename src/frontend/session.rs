@@ -1,0 +1,464 @@
+//! The session state machine: one task per client, one `select!` loop over
+//! the client and upstream sockets, every client message through the
+//! [`Gate`](super::gate::Gate) before it is forwarded.
+//!
+//! Reads and writes are non-blocking (`try_read`/`try_write` after readiness)
+//! so that neither direction ever waits on the other: a client that pipelines
+//! more than the socket buffers hold cannot deadlock against a server that is
+//! busy sending results. Each direction stops reading when its outgoing buffer
+//! passes [`HIGH_WATER`], which is the backpressure.
+//!
+//! The session keeps count of the sync points it has forwarded (Query, Sync,
+//! FunctionCall) and the ReadyForQuery messages that answered them, so it
+//! knows when the upstream is idle, and it knows the transaction status from
+//! the last ReadyForQuery.
+
+use std::io::ErrorKind;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::debug;
+
+use super::buffer::Buffer;
+use super::cancel::CancelGuard;
+use super::error::SessionError;
+use super::gate::{Gate, Verdict};
+use super::relay::{refusal_marker, Relay};
+use super::startup::{Established, Identity};
+use super::Proxy;
+use crate::metrics::Metrics;
+use crate::protocol::backend::{Report, TransactionStatus};
+use crate::protocol::frontend as fe;
+use crate::protocol::{peek_header, put_cstr, put_message, sqlstate, HEADER_LEN};
+
+/// Bytes waiting for one side beyond which the session stops reading the
+/// other side.
+const HIGH_WATER: usize = 256 * 1024;
+/// Free space asked of a buffer before each socket read.
+const READ_CHUNK: usize = 8 * 1024;
+/// How long a closing session may spend delivering its last bytes.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Relaying in both directions.
+    Open,
+    /// Done: deliver what is buffered, then close both sockets.
+    Closing,
+}
+
+pub struct Session {
+    client: TcpStream,
+    server: TcpStream,
+    /// Client bytes not yet examined.
+    client_in: Buffer,
+    /// Bytes for the server.
+    server_out: Buffer,
+    /// Server bytes; the relay says how many of the front may go out.
+    server_in: Buffer,
+    relay: Relay,
+    gate: Gate,
+    pub identity: Identity,
+    pub status: TransactionStatus,
+    state: State,
+    /// Sync points forwarded (Query, Sync, FunctionCall) whose ReadyForQuery
+    /// has not arrived.
+    pending: u32,
+    /// Syncs forwarded since the last Execute or Query; if that message
+    /// started COPY FROM STDIN the server ignored them.
+    syncs_since_execute: u32,
+    /// The server is in COPY IN mode and ignores Sync and Flush.
+    copy_in: bool,
+    /// CopyDone/CopyFail forwarded before the server's CopyInResponse came.
+    copy_ends_early: u32,
+    /// Body bytes of a CopyData message still streaming from the client.
+    copy_remaining: usize,
+    /// The server announced it is closing (a FATAL error).
+    server_fatal: bool,
+    /// Shutdown asked: close at the next moment the session is idle.
+    shutting_down: bool,
+    next_refusal: u64,
+    max_message_size: usize,
+    metrics: Arc<Metrics>,
+    pub process_id: u32,
+    _cancel_guard: Option<CancelGuard>,
+}
+
+enum Event {
+    ServerReadable(std::io::Result<()>),
+    ClientReadable(std::io::Result<()>),
+    Writable(Result<(), SessionError>),
+    Shutdown,
+}
+
+impl Session {
+    pub fn new(e: Established, proxy: &Proxy) -> Self {
+        Session {
+            client: e.client,
+            server: e.server,
+            client_in: e.client_buf,
+            server_out: Buffer::with_capacity(READ_CHUNK),
+            server_in: e.server_buf,
+            relay: Relay::new(e.client_encoding),
+            gate: Gate::new(),
+            identity: e.identity,
+            status: e.status,
+            state: State::Open,
+            pending: 0,
+            syncs_since_execute: 0,
+            copy_in: false,
+            copy_ends_early: 0,
+            copy_remaining: 0,
+            server_fatal: false,
+            shutting_down: false,
+            next_refusal: 0,
+            max_message_size: proxy.config.max_message_size,
+            metrics: Arc::clone(&proxy.metrics),
+            process_id: e.process_id,
+            _cancel_guard: e.cancel_guard,
+        }
+    }
+
+    /// Relays until the client leaves, the server goes away, or shutdown.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), SessionError> {
+        let result = self.relay_loop(&mut shutdown).await;
+        self.close().await;
+        result
+    }
+
+    async fn relay_loop(
+        &mut self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), SessionError> {
+        // Bytes that arrived with the end of authentication.
+        self.on_server_data()?;
+        if *shutdown.borrow() {
+            self.shutting_down = true;
+        }
+        loop {
+            if !self.client_in.is_empty() && self.server_out.len() < HIGH_WATER {
+                self.on_client_data()?;
+            }
+            self.flush_server()?;
+            self.flush_client()?;
+            if self.shutting_down {
+                self.close_if_idle();
+            }
+            if self.state == State::Closing {
+                return Ok(());
+            }
+            let read_client = self.server_out.len() < HIGH_WATER;
+            let read_server = self.relay.ready() < HIGH_WATER;
+            let write_client = self.relay.ready() > 0;
+            let write_server = !self.server_out.is_empty();
+            let event = tokio::select! {
+                biased;
+                r = self.server.readable(), if read_server => Event::ServerReadable(r),
+                r = self.client.readable(), if read_client => Event::ClientReadable(r),
+                r = self.client.writable(), if write_client => {
+                    Event::Writable(r.map_err(SessionError::Client))
+                }
+                r = self.server.writable(), if write_server => {
+                    Event::Writable(r.map_err(SessionError::Server))
+                }
+                _ = shutdown.changed(), if !self.shutting_down => Event::Shutdown,
+            };
+            match event {
+                Event::ServerReadable(r) => {
+                    r.map_err(SessionError::Server)?;
+                    self.read_server()?;
+                }
+                Event::ClientReadable(r) => {
+                    r.map_err(SessionError::Client)?;
+                    self.read_client()?;
+                }
+                Event::Writable(r) => r?,
+                Event::Shutdown => self.shutting_down = true,
+            }
+        }
+    }
+
+    fn read_client(&mut self) -> Result<(), SessionError> {
+        match self.client.try_read(self.client_in.spare_mut(READ_CHUNK)) {
+            Ok(0) => self.client_gone(),
+            Ok(n) => {
+                self.client_in.commit(n);
+                self.on_client_data()?;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) if is_hangup(&e) => self.client_gone(),
+            Err(e) => return Err(SessionError::Client(e)),
+        }
+        Ok(())
+    }
+
+    fn read_server(&mut self) -> Result<(), SessionError> {
+        match self.server.try_read(self.server_in.spare_mut(READ_CHUNK)) {
+            Ok(0) => self.server_gone(),
+            Ok(n) => {
+                self.server_in.commit(n);
+                self.on_server_data()?;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) if is_hangup(&e) => self.server_gone(),
+            Err(e) => return Err(SessionError::Server(e)),
+        }
+        Ok(())
+    }
+
+    /// Frames client bytes into messages and passes each through the gate.
+    fn on_client_data(&mut self) -> Result<(), SessionError> {
+        while self.state == State::Open {
+            if self.copy_remaining > 0 {
+                let n = self.copy_remaining.min(self.client_in.len());
+                if n == 0 {
+                    break;
+                }
+                self.server_out.extend(&self.client_in.bytes()[..n]);
+                self.client_in.consume(n);
+                self.copy_remaining -= n;
+                continue;
+            }
+            if self.server_out.len() >= HIGH_WATER {
+                break;
+            }
+            let (tag, len) = match peek_header(self.client_in.bytes()) {
+                None => break,
+                Some(Err(len)) => {
+                    return self.client_violation(format!("invalid message length {len}"));
+                }
+                Some(Ok(h)) => h,
+            };
+            if tag == fe::COPY_DATA {
+                // Streamed: the rows of a COPY are not buffered whole.
+                self.server_out
+                    .extend(&self.client_in.bytes()[..HEADER_LEN]);
+                self.client_in.consume(HEADER_LEN);
+                self.copy_remaining = len;
+                continue;
+            }
+            if !fe::is_known_tag(tag) {
+                return self
+                    .client_violation(format!("invalid frontend message type {}", tag as i32));
+            }
+            if len > self.max_message_size {
+                return self.client_violation(format!(
+                    "message of {len} bytes exceeds the limit of {} bytes",
+                    self.max_message_size
+                ));
+            }
+            let total = HEADER_LEN + len;
+            if self.client_in.len() < total {
+                self.client_in.reserve(total - self.client_in.len());
+                break;
+            }
+            let message = &self.client_in.bytes()[..total];
+            match self.gate.inspect(tag, &message[HEADER_LEN..]) {
+                Verdict::Forward => self.server_out.extend(message),
+                Verdict::Refuse(report) => self.refuse(tag, report),
+            }
+            self.client_in.consume(total);
+            self.forwarded(tag);
+        }
+        Ok(())
+    }
+
+    /// Sends upstream, in place of a refused message, one that fails there
+    /// at once without effect, and has the relay answer the client with
+    /// `report` in place of the server's error. The server thereby fails
+    /// exactly as if the refused message had failed: it discards until Sync,
+    /// a transaction block becomes failed on both sides, and the
+    /// ReadyForQuery the client receives is the server's own.
+    fn refuse(&mut self, tag: u8, report: Report) {
+        let id = self.next_refusal;
+        self.next_refusal += 1;
+        let marker = refusal_marker(id);
+        let mut substitute = Vec::with_capacity(2 * marker.len() + 16);
+        match tag {
+            fe::QUERY | fe::FUNCTION_CALL => {
+                put_message(&mut substitute, fe::QUERY, |b| {
+                    put_cstr(b, marker.as_bytes())
+                });
+            }
+            _ => put_message(&mut substitute, fe::PARSE, |b| {
+                put_cstr(b, marker.as_bytes());
+                put_cstr(b, marker.as_bytes());
+                b.extend_from_slice(&0i16.to_be_bytes());
+            }),
+        }
+        self.server_out.extend(&substitute);
+        self.relay.expect_refusal(id, report.to_bytes());
+    }
+
+    /// Bookkeeping for a message sent upstream.
+    #[inline]
+    fn forwarded(&mut self, tag: u8) {
+        match tag {
+            fe::QUERY | fe::FUNCTION_CALL => {
+                self.pending += 1;
+                self.syncs_since_execute = 0;
+            }
+            fe::EXECUTE => self.syncs_since_execute = 0,
+            fe::SYNC if !self.copy_in => {
+                self.pending += 1;
+                self.syncs_since_execute += 1;
+            }
+            fe::COPY_DONE | fe::COPY_FAIL => {
+                if self.copy_in {
+                    self.copy_in = false;
+                } else {
+                    self.copy_ends_early += 1;
+                }
+            }
+            fe::TERMINATE => self.state = State::Closing,
+            _ => {}
+        }
+    }
+
+    fn on_server_data(&mut self) -> Result<(), SessionError> {
+        let seen = self
+            .relay
+            .scan(&mut self.server_in)
+            .map_err(|e| SessionError::ServerProtocol(e.to_string()))?;
+        if seen.copy_in {
+            if self.copy_ends_early > 0 {
+                self.copy_ends_early -= 1;
+            } else {
+                self.copy_in = true;
+                self.pending = self.pending.saturating_sub(self.syncs_since_execute);
+                self.syncs_since_execute = 0;
+            }
+        }
+        if seen.ready_for_query > 0 {
+            self.pending = self.pending.saturating_sub(seen.ready_for_query);
+            if let Some(status) = seen.status {
+                self.status = status;
+            }
+        }
+        self.server_fatal |= seen.fatal;
+        Ok(())
+    }
+
+    /// Writes what the server may see now, without waiting.
+    fn flush_server(&mut self) -> Result<(), SessionError> {
+        while !self.server_out.is_empty() {
+            match self.server.try_write(self.server_out.bytes()) {
+                Ok(n) => self.server_out.consume(n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if is_hangup(&e) => {
+                    self.server_gone();
+                    break;
+                }
+                Err(e) => return Err(SessionError::Server(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what the client may see now, without waiting.
+    fn flush_client(&mut self) -> Result<(), SessionError> {
+        while self.relay.ready() > 0 {
+            let ready = &self.server_in.bytes()[..self.relay.ready()];
+            match self.client.try_write(ready) {
+                Ok(n) => {
+                    self.server_in.consume(n);
+                    self.relay.written(n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => return Err(SessionError::Client(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The client closed its socket without a Terminate: end the upstream
+    /// session politely if the stream to it stands at a message boundary.
+    fn client_gone(&mut self) {
+        if self.copy_remaining == 0 {
+            self.server_out.extend(b"X\0\0\0\x04");
+        }
+        self.state = State::Closing;
+    }
+
+    /// The upstream closed. If it did not say why (a FATAL error), tell the
+    /// client, as long as no partial message has been forwarded.
+    fn server_gone(&mut self) {
+        if self.state == State::Open && !self.server_fatal {
+            Metrics::inc(&self.metrics.upstream_lost);
+            debug!("upstream connection lost");
+            self.say_fatal(Report::fatal(
+                sqlstate::CONNECTION_FAILURE,
+                "terminating connection because the upstream server closed it",
+            ));
+        }
+        self.server_out.consume(self.server_out.len());
+        self.state = State::Closing;
+    }
+
+    /// On shutdown, an idle session (no statement running, no transaction
+    /// open) is told and closed; a busy one gets until its next idle moment.
+    fn close_if_idle(&mut self) {
+        let idle = self.state == State::Open
+            && self.pending == 0
+            && self.status == TransactionStatus::Idle
+            && !self.copy_in
+            && self.copy_remaining == 0
+            && self.client_in.is_empty();
+        if idle {
+            self.say_fatal(Report::fatal(
+                sqlstate::ADMIN_SHUTDOWN,
+                "terminating connection due to administrator command",
+            ));
+            self.server_out.extend(b"X\0\0\0\x04");
+            self.state = State::Closing;
+        }
+    }
+
+    fn client_violation(&mut self, why: String) -> Result<(), SessionError> {
+        Metrics::inc(&self.metrics.client_protocol_errors);
+        self.say_fatal(Report::fatal(sqlstate::PROTOCOL_VIOLATION, why.clone()));
+        if self.copy_remaining == 0 {
+            self.server_out.extend(b"X\0\0\0\x04");
+        }
+        self.state = State::Closing;
+        Err(SessionError::ClientProtocol(why))
+    }
+
+    /// Queues an error of the proxy's own for the client, if the stream to
+    /// it stands at a message boundary (else the client just sees the close).
+    fn say_fatal(&mut self, report: Report) {
+        if self.relay.at_boundary(&self.server_in) {
+            self.relay.inject(&report.to_bytes());
+            // At a boundary the scan splices at once and sees nothing new.
+            let _ = self.relay.scan(&mut self.server_in);
+        }
+    }
+
+    /// Delivers the last bytes in both directions, briefly, and closes.
+    async fn close(&mut self) {
+        let deliver = async {
+            if !self.server_out.is_empty() {
+                let _ = self.server.write_all(self.server_out.bytes()).await;
+            }
+            let ready = self.relay.ready();
+            if ready > 0 {
+                let _ = self
+                    .client
+                    .write_all(&self.server_in.bytes()[..ready])
+                    .await;
+            }
+            let _ = self.client.shutdown().await;
+        };
+        let _ = tokio::time::timeout(CLOSE_GRACE, deliver).await;
+    }
+}
+
+fn is_hangup(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted
+    )
+}

@@ -1,0 +1,173 @@
+//! Frontend (client → server) message tags, and borrowed views of the
+//! messages that carry SQL or name statements and portals.
+
+use super::{Malformed, Reader};
+
+pub const BIND: u8 = b'B';
+pub const CLOSE: u8 = b'C';
+pub const COPY_DATA: u8 = b'd';
+pub const COPY_DONE: u8 = b'c';
+pub const COPY_FAIL: u8 = b'f';
+pub const DESCRIBE: u8 = b'D';
+pub const EXECUTE: u8 = b'E';
+pub const FLUSH: u8 = b'H';
+pub const FUNCTION_CALL: u8 = b'F';
+pub const PARSE: u8 = b'P';
+/// PasswordMessage, SASLInitialResponse, SASLResponse and GSSResponse share it.
+pub const PASSWORD_MESSAGE: u8 = b'p';
+pub const QUERY: u8 = b'Q';
+pub const SYNC: u8 = b'S';
+pub const TERMINATE: u8 = b'X';
+
+/// Whether `tag` is a message a client may send after startup.
+pub fn is_known_tag(tag: u8) -> bool {
+    matches!(
+        tag,
+        BIND | CLOSE
+            | COPY_DATA
+            | COPY_DONE
+            | COPY_FAIL
+            | DESCRIBE
+            | EXECUTE
+            | FLUSH
+            | FUNCTION_CALL
+            | PARSE
+            | PASSWORD_MESSAGE
+            | QUERY
+            | SYNC
+            | TERMINATE
+    )
+}
+
+/// A Query message: one or more SQL statements as raw bytes in the session's
+/// client_encoding.
+pub fn parse_query(body: &[u8]) -> Result<&[u8], Malformed> {
+    Reader::new(body).cstr("Query")
+}
+
+/// A Parse message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parse<'a> {
+    pub statement: &'a [u8],
+    pub query: &'a [u8],
+    pub param_types: Vec<u32>,
+}
+
+pub fn parse_parse(body: &[u8]) -> Result<Parse<'_>, Malformed> {
+    const W: &str = "Parse";
+    let mut r = Reader::new(body);
+    let statement = r.cstr(W)?;
+    let query = r.cstr(W)?;
+    let n = r.i16(W)?;
+    let mut param_types = Vec::with_capacity(n.max(0) as usize);
+    for _ in 0..n {
+        param_types.push(r.i32(W)? as u32);
+    }
+    Ok(Parse {
+        statement,
+        query,
+        param_types,
+    })
+}
+
+/// A Bind message, with parameter values left as raw bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind<'a> {
+    pub portal: &'a [u8],
+    pub statement: &'a [u8],
+    pub param_formats: Vec<i16>,
+    /// `None` is SQL NULL.
+    pub params: Vec<Option<&'a [u8]>>,
+    pub result_formats: Vec<i16>,
+}
+
+pub fn parse_bind(body: &[u8]) -> Result<Bind<'_>, Malformed> {
+    const W: &str = "Bind";
+    let mut r = Reader::new(body);
+    let portal = r.cstr(W)?;
+    let statement = r.cstr(W)?;
+    let nf = r.i16(W)?;
+    let param_formats = (0..nf).map(|_| r.i16(W)).collect::<Result<_, _>>()?;
+    let np = r.i16(W)?;
+    let mut params = Vec::with_capacity(np.max(0) as usize);
+    for _ in 0..np {
+        let len = r.i32(W)?;
+        params.push(if len < 0 {
+            None
+        } else {
+            Some(r.bytes(len as usize, W)?)
+        });
+    }
+    let nr = r.i16(W)?;
+    let result_formats = (0..nr).map(|_| r.i16(W)).collect::<Result<_, _>>()?;
+    Ok(Bind {
+        portal,
+        statement,
+        param_formats,
+        params,
+        result_formats,
+    })
+}
+
+/// An Execute message: (portal, row limit; 0 means all rows).
+pub fn parse_execute(body: &[u8]) -> Result<(&[u8], i32), Malformed> {
+    let mut r = Reader::new(body);
+    let portal = r.cstr("Execute")?;
+    let max_rows = r.i32("Execute")?;
+    Ok((portal, max_rows))
+}
+
+/// A Describe or Close message: ('S' statement or 'P' portal, name).
+pub fn parse_target(body: &[u8]) -> Result<(u8, &[u8]), Malformed> {
+    let mut r = Reader::new(body);
+    let kind = r.u8("Describe/Close")?;
+    if kind != b'S' && kind != b'P' {
+        return Err(Malformed("Describe/Close"));
+    }
+    let name = r.cstr("Describe/Close")?;
+    Ok((kind, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{put_cstr, put_message};
+
+    #[test]
+    fn parse_and_bind() {
+        let mut m = Vec::new();
+        put_message(&mut m, PARSE, |b| {
+            put_cstr(b, b"s1");
+            put_cstr(b, b"select $1");
+            b.extend_from_slice(&1i16.to_be_bytes());
+            b.extend_from_slice(&23i32.to_be_bytes());
+        });
+        let p = parse_parse(&m[5..]).unwrap();
+        assert_eq!(p.statement, b"s1");
+        assert_eq!(p.query, b"select $1");
+        assert_eq!(p.param_types, vec![23]);
+
+        let mut m = Vec::new();
+        put_message(&mut m, BIND, |b| {
+            put_cstr(b, b"");
+            put_cstr(b, b"s1");
+            b.extend_from_slice(&0i16.to_be_bytes());
+            b.extend_from_slice(&2i16.to_be_bytes());
+            b.extend_from_slice(&1i32.to_be_bytes());
+            b.push(b'7');
+            b.extend_from_slice(&(-1i32).to_be_bytes());
+            b.extend_from_slice(&0i16.to_be_bytes());
+        });
+        let bind = parse_bind(&m[5..]).unwrap();
+        assert_eq!(bind.statement, b"s1");
+        assert_eq!(bind.params, vec![Some(&b"7"[..]), None]);
+    }
+
+    #[test]
+    fn truncated_messages_are_malformed() {
+        assert!(parse_query(b"select 1").is_err());
+        assert!(parse_execute(b"p\0\0").is_err());
+        assert!(parse_target(b"X\0").is_err());
+        assert!(parse_bind(b"\0s\0\0\x01").is_err());
+    }
+}
