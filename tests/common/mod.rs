@@ -1,0 +1,245 @@
+//! The shared integration-test harness: one throwaway PostgreSQL per test
+//! binary, and the real proxy started per test on port 0.
+//!
+//! The cluster is started from a keeper thread that lives as long as the test
+//! process: the server is tied to that thread's life (see `airlock::cluster`),
+//! so it goes away with the process even though statics are never dropped.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+
+use airlock::cluster::{ClusterOptions, TempCluster};
+use airlock::{Config, Proxy};
+
+/// Passwords of the roles made for authentication tests.
+pub const PASSWORD: &str = "s3cret-pw";
+
+/// What tests need to know of the shared cluster.
+pub struct Pg {
+    pub addr: String,
+    pub port: u16,
+    pub psql: std::path::PathBuf,
+    pub pgbench: std::path::PathBuf,
+}
+
+/// The shared cluster of this test binary, started on first use.
+pub fn pg() -> &'static Pg {
+    static PG: OnceLock<Pg> = OnceLock::new();
+    PG.get_or_init(|| {
+        remove_stale_clusters();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("pg-keeper".into())
+            .spawn(move || {
+                let cluster = TempCluster::start(&options()).expect("start PostgreSQL");
+                setup(&cluster);
+                tx.send(Pg {
+                    addr: cluster.addr(),
+                    port: cluster.port(),
+                    psql: cluster.tool("psql"),
+                    pgbench: cluster.tool("pgbench"),
+                })
+                .expect("send cluster info");
+                loop {
+                    std::thread::park();
+                }
+            })
+            .expect("spawn keeper thread");
+        rx.recv().expect("cluster started")
+    })
+}
+
+/// Cluster settings shared by every test binary: password-authenticated
+/// roles for each method, trust for the rest.
+pub fn options() -> ClusterOptions {
+    ClusterOptions {
+        max_connections: 1200,
+        settings: vec!["password_encryption = 'scram-sha-256'".into()],
+        hba: vec![
+            "host all md5_user 127.0.0.1/32 md5".into(),
+            "host all scram_user 127.0.0.1/32 scram-sha-256".into(),
+            "host all password_user 127.0.0.1/32 password".into(),
+        ],
+    }
+}
+
+fn setup(cluster: &TempCluster) {
+    cluster
+        .psql(
+            "postgres",
+            &format!(
+                "SET password_encryption = 'md5'; CREATE ROLE md5_user LOGIN PASSWORD '{PASSWORD}';
+                 SET password_encryption = 'scram-sha-256';
+                 CREATE ROLE scram_user LOGIN PASSWORD '{PASSWORD}';
+                 CREATE ROLE password_user LOGIN PASSWORD '{PASSWORD}';"
+            ),
+        )
+        .expect("create test roles");
+    cluster
+        .psql("postgres", "CREATE DATABASE airlock_test")
+        .expect("create test database");
+}
+
+/// Removes the directories of clusters whose test process is gone.
+fn remove_stale_clusters() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(rest) = name.strip_prefix("airlock-pg-") {
+            if let Some(pid) = rest.split('-').next() {
+                if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+}
+
+/// The real proxy on a loopback port of its own, on its own runtime thread
+/// so that it outlives nothing and depends on no test's runtime. Dropping it
+/// shuts it down.
+pub struct TestProxy {
+    pub addr: SocketAddr,
+    pub proxy: Arc<Proxy>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestProxy {
+    /// A proxy in front of the shared cluster.
+    pub fn start() -> TestProxy {
+        Self::with_config(|_| {})
+    }
+
+    /// A proxy in front of the shared cluster, with settings changed by `f`.
+    pub fn with_config(f: impl FnOnce(&mut Config)) -> TestProxy {
+        let mut config = Config::new("127.0.0.1:0".parse().unwrap(), pg().addr.clone());
+        f(&mut config);
+        Self::with(config)
+    }
+
+    /// A proxy with exactly `config` (its listen port is ignored).
+    pub fn with(config: Config) -> TestProxy {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let addr = listener.local_addr().unwrap();
+                let proxy = Proxy::new(config);
+                ready_tx.send((addr, proxy.clone())).unwrap();
+                proxy
+                    .serve(listener, async {
+                        let _ = stop_rx.await;
+                    })
+                    .await
+                    .expect("serve");
+            });
+        });
+        let (addr, proxy) = ready_rx.recv().expect("proxy started");
+        TestProxy {
+            addr,
+            proxy,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// A libpq-style connection string for `user` on `database` via the proxy.
+    pub fn conninfo(&self, user: &str, database: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={user} dbname={database}",
+            self.port()
+        )
+    }
+
+    /// Connects tokio-postgres through the proxy; the connection task runs
+    /// on the caller's runtime.
+    pub async fn connect(&self, user: &str, database: &str) -> tokio_postgres::Client {
+        connect(&self.conninfo(user, database)).await
+    }
+}
+
+impl Drop for TestProxy {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Connects tokio-postgres with a libpq-style connection string.
+pub async fn connect(conninfo: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect {conninfo}: {e}"));
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// A connection string straight to the shared cluster.
+pub fn direct_conninfo(user: &str, database: &str) -> String {
+    format!(
+        "host=127.0.0.1 port={} user={user} dbname={database}",
+        pg().port
+    )
+}
+
+/// Runs psql with `args` against `port`, with no psqlrc and ON_ERROR_STOP.
+pub fn psql(port: u16, user: &str, database: &str, args: &[&str]) -> Output {
+    Command::new(&pg().psql)
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
+        .arg("-p")
+        .arg(port.to_string())
+        .args(["-U", user, "-d", database])
+        .args(args)
+        .stdin(Stdio::null())
+        .env_remove("PGPASSWORD")
+        .output()
+        .expect("run psql")
+}
+
+/// stdout of a successful command, or a panic with its stderr.
+pub fn stdout_ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A table name no other test uses.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
