@@ -30,6 +30,17 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// `text` or `json`.
     pub log_format: LogFormat,
+    /// Threads that run sessions, each a single-threaded runtime that owns
+    /// its sessions outright (no work stealing, no cross-thread wake-ups).
+    /// With 1, sessions run on the caller's runtime.
+    pub workers: usize,
+}
+
+/// The default worker count: half the CPUs, at least one. A proxy usually
+/// shares its machine with clients or the database, and one worker carries
+/// tens of thousands of round trips per second.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
@@ -54,6 +65,7 @@ impl Config {
             max_client_connections: 10_000,
             shutdown_timeout: Duration::from_secs(30),
             log_format: LogFormat::Text,
+            workers: 1,
         }
     }
 }
@@ -90,6 +102,9 @@ pub struct Settings {
     /// Log format
     #[arg(long, env = "AIRLOCK_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Session threads (default: half the CPUs, at least one)
+    #[arg(long, env = "AIRLOCK_WORKERS")]
+    pub workers: Option<usize>,
 }
 
 /// Every problem found in the settings, one per line.
@@ -117,6 +132,7 @@ impl Settings {
             max_client_connections: self.max_client_connections.or(lower.max_client_connections),
             shutdown_timeout: self.shutdown_timeout.or(lower.shutdown_timeout),
             log_format: self.log_format.or(lower.log_format),
+            workers: self.workers.or(lower.workers),
         }
     }
 
@@ -177,6 +193,14 @@ impl Settings {
             }
         }
         config.log_format = self.log_format.unwrap_or_default();
+        config.workers = match self.workers {
+            Some(0) => {
+                errors.push("workers must be at least 1".into());
+                1
+            }
+            Some(n) => n,
+            None => default_workers(),
+        };
         if errors.is_empty() {
             Ok(config)
         } else {

@@ -13,6 +13,7 @@ pub mod gate;
 pub mod relay;
 pub mod session;
 pub mod startup;
+mod workers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -57,6 +58,7 @@ impl Proxy {
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         let mut sessions = JoinSet::new();
+        let workers = workers::Workers::start(self.config.workers)?;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -64,7 +66,23 @@ impl Proxy {
                     Ok((socket, peer)) => {
                         let proxy = Arc::clone(&self);
                         let span = tracing::info_span!("session", client = %peer);
-                        sessions.spawn(proxy.handle(socket, peer).instrument(span));
+                        match workers.next() {
+                            None => {
+                                sessions.spawn(proxy.handle(socket, peer).instrument(span));
+                            }
+                            Some(worker) => {
+                                // Re-register the socket with the worker's own
+                                // reactor, so its events never cross threads.
+                                let socket = socket.into_std()?;
+                                let task = async move {
+                                    match TcpStream::from_std(socket) {
+                                        Ok(s) => proxy.handle(s, peer).await,
+                                        Err(e) => warn!(error = %e, "socket hand-off failed"),
+                                    }
+                                };
+                                sessions.spawn_on(task.instrument(span), worker);
+                            }
+                        }
                     }
                     Err(e) => {
                         // Out of file descriptors and the like: back off
@@ -95,6 +113,7 @@ impl Proxy {
             sessions.abort_all();
             while sessions.join_next().await.is_some() {}
         }
+        workers.stop();
         Ok(())
     }
 

@@ -17,8 +17,8 @@ use std::io::ErrorKind;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
 use tracing::debug;
 
@@ -51,8 +51,10 @@ enum State {
 }
 
 pub struct Session {
-    client: TcpStream,
-    server: TcpStream,
+    client_rd: OwnedReadHalf,
+    client_wr: OwnedWriteHalf,
+    server_rd: OwnedReadHalf,
+    server_wr: OwnedWriteHalf,
     /// Client bytes not yet examined.
     client_in: Buffer,
     /// Bytes for the server.
@@ -88,17 +90,21 @@ pub struct Session {
 }
 
 enum Event {
-    ServerReadable(std::io::Result<()>),
-    ClientReadable(std::io::Result<()>),
+    ServerRead(std::io::Result<usize>),
+    ClientRead(std::io::Result<usize>),
     Writable(Result<(), SessionError>),
     Shutdown,
 }
 
 impl Session {
     pub fn new(e: Established, proxy: &Proxy) -> Self {
+        let (client_rd, client_wr) = e.client.into_split();
+        let (server_rd, server_wr) = e.server.into_split();
         Session {
-            client: e.client,
-            server: e.server,
+            client_rd,
+            client_wr,
+            server_rd,
+            server_wr,
             client_in: e.client_buf,
             server_out: Buffer::with_capacity(READ_CHUNK),
             server_in: e.server_buf,
@@ -154,35 +160,36 @@ impl Session {
             let read_server = self.relay.ready() < HIGH_WATER;
             let write_client = self.relay.ready() > 0;
             let write_server = !self.server_out.is_empty();
+            // Reads go through `AsyncRead` rather than readiness + try_read:
+            // a short read tells tokio the socket is drained, which saves a
+            // failing recv per message.
             let event = tokio::select! {
                 biased;
-                r = self.server.readable(), if read_server => Event::ServerReadable(r),
-                r = self.client.readable(), if read_client => Event::ClientReadable(r),
-                r = self.client.writable(), if write_client => {
+                r = self.server_rd.read(self.server_in.spare_mut(READ_CHUNK)), if read_server => {
+                    Event::ServerRead(r)
+                }
+                r = self.client_rd.read(self.client_in.spare_mut(READ_CHUNK)), if read_client => {
+                    Event::ClientRead(r)
+                }
+                r = self.client_wr.writable(), if write_client => {
                     Event::Writable(r.map_err(SessionError::Client))
                 }
-                r = self.server.writable(), if write_server => {
+                r = self.server_wr.writable(), if write_server => {
                     Event::Writable(r.map_err(SessionError::Server))
                 }
                 _ = shutdown.changed(), if !self.shutting_down => Event::Shutdown,
             };
             match event {
-                Event::ServerReadable(r) => {
-                    r.map_err(SessionError::Server)?;
-                    self.read_server()?;
-                }
-                Event::ClientReadable(r) => {
-                    r.map_err(SessionError::Client)?;
-                    self.read_client()?;
-                }
+                Event::ServerRead(r) => self.read_server(r)?,
+                Event::ClientRead(r) => self.read_client(r)?,
                 Event::Writable(r) => r?,
                 Event::Shutdown => self.shutting_down = true,
             }
         }
     }
 
-    fn read_client(&mut self) -> Result<(), SessionError> {
-        match self.client.try_read(self.client_in.spare_mut(READ_CHUNK)) {
+    fn read_client(&mut self, read: std::io::Result<usize>) -> Result<(), SessionError> {
+        match read {
             Ok(0) => self.client_gone(),
             Ok(n) => {
                 self.client_in.commit(n);
@@ -195,8 +202,8 @@ impl Session {
         Ok(())
     }
 
-    fn read_server(&mut self) -> Result<(), SessionError> {
-        match self.server.try_read(self.server_in.spare_mut(READ_CHUNK)) {
+    fn read_server(&mut self, read: std::io::Result<usize>) -> Result<(), SessionError> {
+        match read {
             Ok(0) => self.server_gone(),
             Ok(n) => {
                 self.server_in.commit(n);
@@ -345,7 +352,7 @@ impl Session {
     /// Writes what the server may see now, without waiting.
     fn flush_server(&mut self) -> Result<(), SessionError> {
         while !self.server_out.is_empty() {
-            match self.server.try_write(self.server_out.bytes()) {
+            match self.server_wr.try_write(self.server_out.bytes()) {
                 Ok(n) => self.server_out.consume(n),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if is_hangup(&e) => {
@@ -362,7 +369,7 @@ impl Session {
     fn flush_client(&mut self) -> Result<(), SessionError> {
         while self.relay.ready() > 0 {
             let ready = &self.server_in.bytes()[..self.relay.ready()];
-            match self.client.try_write(ready) {
+            match self.client_wr.try_write(ready) {
                 Ok(n) => {
                     self.server_in.consume(n);
                     self.relay.written(n);
@@ -441,16 +448,16 @@ impl Session {
     async fn close(&mut self) {
         let deliver = async {
             if !self.server_out.is_empty() {
-                let _ = self.server.write_all(self.server_out.bytes()).await;
+                let _ = self.server_wr.write_all(self.server_out.bytes()).await;
             }
             let ready = self.relay.ready();
             if ready > 0 {
                 let _ = self
-                    .client
+                    .client_wr
                     .write_all(&self.server_in.bytes()[..ready])
                     .await;
             }
-            let _ = self.client.shutdown().await;
+            let _ = self.client_wr.shutdown().await;
         };
         let _ = tokio::time::timeout(CLOSE_GRACE, deliver).await;
     }

@@ -282,11 +282,12 @@ impl AuthRelay {
     async fn server_message(&mut self) -> Result<(u8, usize), SessionError> {
         loop {
             match peek_header(self.server_buf.bytes()) {
-                Some(Ok((tag, len))) if len <= MAX_AUTH_MESSAGE => {
-                    if self.server_buf.len() >= HEADER_LEN + len {
-                        return Ok((tag, len));
-                    }
+                Some(Ok((tag, len)))
+                    if len <= MAX_AUTH_MESSAGE && self.server_buf.len() >= HEADER_LEN + len =>
+                {
+                    return Ok((tag, len));
                 }
+                Some(Ok((_, len))) if len <= MAX_AUTH_MESSAGE => {}
                 Some(_) => {
                     return Err(SessionError::ServerProtocol(
                         "invalid message during startup".into(),
@@ -322,16 +323,17 @@ impl AuthRelay {
     async fn relay_client_response(&mut self) -> Result<(), SessionError> {
         loop {
             match peek_header(self.client_buf.bytes()) {
-                Some(Ok((fe::PASSWORD_MESSAGE, len))) if len <= MAX_AUTH_MESSAGE => {
-                    if self.client_buf.len() >= HEADER_LEN + len {
-                        self.server
-                            .write_all(&self.client_buf.bytes()[..HEADER_LEN + len])
-                            .await
-                            .map_err(SessionError::Server)?;
-                        self.client_buf.consume(HEADER_LEN + len);
-                        return Ok(());
-                    }
+                Some(Ok((fe::PASSWORD_MESSAGE, len)))
+                    if len <= MAX_AUTH_MESSAGE && self.client_buf.len() >= HEADER_LEN + len =>
+                {
+                    self.server
+                        .write_all(&self.client_buf.bytes()[..HEADER_LEN + len])
+                        .await
+                        .map_err(SessionError::Server)?;
+                    self.client_buf.consume(HEADER_LEN + len);
+                    return Ok(());
                 }
+                Some(Ok((fe::PASSWORD_MESSAGE, len))) if len <= MAX_AUTH_MESSAGE => {}
                 Some(_) => {
                     let r =
                         Report::fatal(sqlstate::PROTOCOL_VIOLATION, "expected password response");
