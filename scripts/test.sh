@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, integration tests against throwaway
+# PostgreSQL clusters with real clients, and the benches' build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo build --all-targets
+cargo test --all-targets -- --test-threads=4
