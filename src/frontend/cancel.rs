@@ -4,13 +4,14 @@
 //! on both and re-sent upstream with the real key.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use crate::backend::UpstreamAddr;
+
 /// Where a cancel for one session must go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CancelTarget {
-    pub upstream: SocketAddr,
+    pub upstream: UpstreamAddr,
     pub process_id: u32,
     pub secret_key: u32,
 }
@@ -26,19 +27,20 @@ impl CancelRegistry {
     /// Registers a session's upstream keys and returns the secret key to hand
     /// the client, with a guard that unregisters it when dropped.
     pub fn register(self: &Arc<Self>, target: CancelTarget) -> (u32, CancelGuard) {
+        let key_pid = target.process_id;
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         let secret = loop {
             let s: u32 = rand::random();
-            if !keys.contains_key(&(target.process_id, s)) {
+            if !keys.contains_key(&(key_pid, s)) {
                 break s;
             }
         };
-        keys.insert((target.process_id, secret), target);
+        keys.insert((key_pid, secret), target);
         (
             secret,
             CancelGuard {
                 registry: Arc::clone(self),
-                key: (target.process_id, secret),
+                key: (key_pid, secret),
             },
         )
     }
@@ -46,7 +48,7 @@ impl CancelRegistry {
     /// The upstream keys for the keys a client presented, if they are live.
     pub fn lookup(&self, process_id: u32, secret_key: u32) -> Option<CancelTarget> {
         let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        keys.get(&(process_id, secret_key)).copied()
+        keys.get(&(process_id, secret_key)).cloned()
     }
 }
 
@@ -71,11 +73,11 @@ mod tests {
     fn register_lookup_and_drop() {
         let reg = Arc::new(CancelRegistry::default());
         let target = CancelTarget {
-            upstream: "127.0.0.1:5432".parse().unwrap(),
+            upstream: UpstreamAddr::Tcp("127.0.0.1:5432".parse().unwrap()),
             process_id: 99,
             secret_key: 1234,
         };
-        let (secret, guard) = reg.register(target);
+        let (secret, guard) = reg.register(target.clone());
         assert_eq!(reg.lookup(99, secret), Some(target));
         assert_eq!(reg.lookup(99, secret.wrapping_add(1)), None);
         drop(guard);

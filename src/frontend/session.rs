@@ -29,6 +29,7 @@ use super::gate::{Gate, Verdict};
 use super::relay::{refusal_marker, Relay};
 use super::startup::{Established, Identity};
 use super::Proxy;
+use crate::backend::{UpstreamRead, UpstreamWrite};
 use crate::metrics::Metrics;
 use crate::protocol::backend::{Report, TransactionStatus};
 use crate::protocol::frontend as fe;
@@ -53,8 +54,8 @@ enum State {
 pub struct Session {
     client_rd: OwnedReadHalf,
     client_wr: OwnedWriteHalf,
-    server_rd: OwnedReadHalf,
-    server_wr: OwnedWriteHalf,
+    server_rd: UpstreamRead,
+    server_wr: UpstreamWrite,
     /// Client bytes not yet examined.
     client_in: Buffer,
     /// Bytes for the server.

@@ -14,7 +14,7 @@ use super::buffer::Buffer;
 use super::cancel::{CancelGuard, CancelTarget};
 use super::error::SessionError;
 use super::Proxy;
-use crate::backend;
+use crate::backend::{self, Upstream};
 use crate::metrics::Metrics;
 use crate::protocol::backend::{self as be, auth, Report, TransactionStatus};
 use crate::protocol::frontend as fe;
@@ -36,7 +36,7 @@ pub struct Identity {
 /// A client and its upstream session, authenticated and ready for queries.
 pub struct Established {
     pub client: TcpStream,
-    pub server: TcpStream,
+    pub server: Upstream,
     /// Client bytes already read past the authentication exchange.
     pub client_buf: Buffer,
     /// Server bytes already read past the first ReadyForQuery.
@@ -124,7 +124,7 @@ pub async fn establish(
         return Ok(None);
     }
 
-    let mut server =
+    let (mut server, upstream_addr) =
         match backend::connect(&proxy.config.upstream, proxy.config.connect_timeout).await {
             Ok(s) => s,
             Err(e) => {
@@ -137,7 +137,6 @@ pub async fn establish(
                 return Err(e.into());
             }
         };
-    let upstream_addr = server.peer_addr().map_err(SessionError::Server)?;
     server
         .write_all(&startup.raw)
         .await
@@ -178,7 +177,7 @@ pub async fn establish(
             be::BACKEND_KEY_DATA => {
                 if let Some((pid, key)) = be::parse_backend_key_data(body) {
                     let (secret, guard) = proxy.cancels.register(CancelTarget {
-                        upstream: upstream_addr,
+                        upstream: upstream_addr.clone(),
                         process_id: pid,
                         secret_key: key,
                     });
@@ -270,7 +269,7 @@ async fn send(client: &mut TcpStream, bytes: &[u8]) -> Result<(), SessionError> 
 /// the server waits for the client), client responses are relayed one by one.
 struct AuthRelay {
     client: TcpStream,
-    server: TcpStream,
+    server: Upstream,
     client_buf: Buffer,
     server_buf: Buffer,
     out: Vec<u8>,
