@@ -297,6 +297,23 @@ async fn pipelined_queries_on_one_connection() {
     assert_eq!(prepared[0].get::<_, i32>(0), 42);
     assert_eq!(one.get::<_, &str>(0).len(), 100_000);
 
+    // Results far beyond the proxy's buffers while requests keep coming:
+    // backpressure must not turn into a deadlock or lose bytes.
+    let big = client
+        .prepare("select repeat(chr(65 + $1::int4 % 26), 262144)")
+        .await
+        .unwrap();
+    let queries = (0..64i32).map(|i| {
+        let (client, big) = (&client, &big);
+        async move { client.query_one(big, &[&i]).await }
+    });
+    let rows = futures_util::future::try_join_all(queries).await.unwrap();
+    for (i, row) in rows.iter().enumerate() {
+        let s: &str = row.get(0);
+        let want = char::from(b'A' + (i % 26) as u8);
+        assert!(s.len() == 262144 && s.chars().all(|c| c == want), "row {i}");
+    }
+
     // An error in the middle of a pipeline fails only its own request: the
     // server discards up to that request's Sync and goes on.
     let (a, b, c) = futures_util::join!(
