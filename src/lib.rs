@@ -24,6 +24,7 @@
 
 pub mod admin;
 pub mod backend;
+pub mod classify;
 pub mod cluster;
 pub mod config;
 pub mod demo;

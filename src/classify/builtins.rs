@@ -1,0 +1,251 @@
+//! What the classifier knows about PostgreSQL's built-in functions and
+//! operators.
+//!
+//! A function call is acceptable in a read only if every overload of that
+//! name in `pg_catalog` is marked immutable or stable (the list in
+//! `builtin_functions.txt`, generated from the catalog by
+//! `scripts/gen-builtins.sh`), and the call is unqualified or qualified with
+//! `pg_catalog`. PostgreSQL enforces that non-volatile functions written in
+//! SQL or PL/pgSQL do not change data; for built-ins the volatility markings
+//! are the server's own. Creating a function that shadows a built-in name
+//! with other argument types is DDL, which goes through approval itself.
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+static FUNCTIONS_TXT: &str = include_str!("builtin_functions.txt");
+
+fn safe_functions() -> &'static HashSet<&'static str> {
+    static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    SET.get_or_init(|| {
+        FUNCTIONS_TXT
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    })
+}
+
+/// Built-ins PostgreSQL marks volatile only because their result may change
+/// from call to call, reviewed one by one as reading without effect.
+const VOLATILE_READS: &[&str] = &[
+    "clock_timestamp",
+    "timeofday",
+    "random",
+    "gen_random_uuid",
+    "currval",
+    "lastval",
+    "pg_blocking_pids",
+    "pg_safe_snapshot_blocking_pids",
+    "pg_collation_actual_version",
+    "pg_database_collation_actual_version",
+    "pg_current_wal_lsn",
+    "pg_current_wal_flush_lsn",
+    "pg_current_wal_insert_lsn",
+    "pg_last_wal_receive_lsn",
+    "pg_last_wal_replay_lsn",
+    "pg_last_xact_replay_timestamp",
+    "pg_last_committed_xact",
+    "pg_is_in_recovery",
+    "pg_is_wal_replay_paused",
+    "pg_get_wal_replay_pause_state",
+    "pg_jit_available",
+    "pg_lock_status",
+    "pg_notification_queue_usage",
+    "pg_partition_ancestors",
+    "pg_partition_tree",
+    "pg_prepared_xact",
+    "pg_sequence_last_value",
+    "pg_relation_size",
+    "pg_table_size",
+    "pg_indexes_size",
+    "pg_total_relation_size",
+    "pg_database_size",
+    "pg_tablespace_size",
+    "pg_xact_commit_timestamp",
+    "pg_xact_status",
+    "txid_status",
+    "pg_control_checkpoint",
+    "pg_control_init",
+    "pg_control_recovery",
+    "pg_control_system",
+];
+
+/// Whether a call of `name` (lower-case, as parsed) qualified by `schema`
+/// is known to have no side effects.
+pub fn is_safe_function(schema: Option<&str>, name: &str) -> bool {
+    matches!(schema, None | Some("pg_catalog"))
+        && (safe_functions().contains(name)
+            || VOLATILE_READS.contains(&name)
+            // The statistics views' accessors: read-only counters.
+            || name.starts_with("pg_stat_get_"))
+}
+
+/// Functions known to act on the world: named as such in the facts (they
+/// are never reads either way).
+pub fn has_side_effects(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "nextval",
+        "setval",
+        "set_config",
+        "pg_terminate_backend",
+        "pg_cancel_backend",
+        "pg_reload_conf",
+        "pg_rotate_logfile",
+        "pg_switch_wal",
+        "pg_promote",
+        "pg_notify",
+        "pg_sleep",
+        "pg_sleep_for",
+        "pg_sleep_until",
+        "pg_read_file",
+        "pg_read_binary_file",
+        "pg_ls_dir",
+        "pg_stat_file",
+        "pg_file_write",
+        "pg_logical_emit_message",
+        "txid_current",
+        "pg_current_xact_id",
+        "pg_export_snapshot",
+        "pg_import_system_collations",
+        "query_to_xml",
+        "query_to_xml_and_xmlschema",
+        "table_to_xml",
+        "cursor_to_xml",
+    ];
+    const PREFIXES: &[&str] = &[
+        "lo_",
+        "dblink",
+        "pg_advisory",
+        "pg_try_advisory",
+        "pg_create_",
+        "pg_drop_",
+        "pg_replication_",
+        "pg_stat_reset",
+        "pg_backup_",
+        "pg_wal_replay_",
+    ];
+    EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// Built-in operator names (every one of them backed by a non-volatile
+/// function in PostgreSQL's catalog), and the keyword forms the parser uses
+/// for BETWEEN.
+pub fn is_builtin_operator(schema: Option<&str>, name: &str) -> bool {
+    const OPS: &[&str] = &[
+        "!!",
+        "!~",
+        "!~*",
+        "!~~",
+        "!~~*",
+        "#",
+        "##",
+        "#-",
+        "#>",
+        "#>>",
+        "%",
+        "&",
+        "&&",
+        "&<",
+        "&<|",
+        "&>",
+        "*",
+        "*<",
+        "*<=",
+        "*<>",
+        "*=",
+        "*>",
+        "*>=",
+        "+",
+        "-",
+        "->",
+        "->>",
+        "-|-",
+        "/",
+        "<",
+        "<->",
+        "<<",
+        "<<=",
+        "<<|",
+        "<=",
+        "<>",
+        "<@",
+        "<^",
+        "=",
+        ">",
+        ">=",
+        ">>",
+        ">>=",
+        ">^",
+        "?",
+        "?#",
+        "?&",
+        "?-",
+        "?-|",
+        "?|",
+        "?||",
+        "@",
+        "@-@",
+        "@>",
+        "@?",
+        "@@",
+        "@@@",
+        "^",
+        "^@",
+        "|",
+        "|&>",
+        "|/",
+        "|>>",
+        "||",
+        "||/",
+        "~",
+        "~*",
+        "~<=~",
+        "~<~",
+        "~=",
+        "~>=~",
+        "~>~",
+        "~~",
+        "~~*",
+        "!=",
+        "BETWEEN",
+        "NOT BETWEEN",
+        "BETWEEN SYMMETRIC",
+        "NOT BETWEEN SYMMETRIC",
+    ];
+    matches!(schema, None | Some("pg_catalog")) && OPS.contains(&name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_list_knows_common_reads_and_not_writes() {
+        for f in [
+            "lower",
+            "count",
+            "now",
+            "pg_get_userbyid",
+            "format_type",
+            "current_setting",
+        ] {
+            assert!(is_safe_function(None, f), "{f}");
+        }
+        for f in [
+            "nextval",
+            "setval",
+            "set_config",
+            "pg_terminate_backend",
+            "lo_import",
+            "pg_advisory_lock",
+            "txid_current",
+            "setseed",
+            "query_to_xml",
+        ] {
+            assert!(!is_safe_function(None, f), "{f}");
+        }
+        assert!(!is_safe_function(Some("public"), "lower"));
+        assert!(is_safe_function(Some("pg_catalog"), "lower"));
+    }
+}

@@ -1,0 +1,196 @@
+//! The cache key of a statement: its text with literal constants replaced,
+//! so that `... WHERE aid = 17` and `... WHERE aid = 42` share one entry.
+//!
+//! This lexer is deliberately small and conservative. It replaces literals
+//! only in statements that begin with SELECT, INSERT, UPDATE, DELETE, WITH,
+//! VALUES or TABLE, whose facts cannot depend on a literal's value, and it
+//! gives up (the exact text becomes the key) on anything whose lexing could
+//! differ from PostgreSQL's: comments, dollar quotes, escape, Unicode, bit
+//! and national strings, backslashes (their meaning depends on
+//! `standard_conforming_strings`), non-ASCII text, numbers run into letters.
+//! Giving up costs only cache hits, never correctness.
+
+/// Statement-leading keywords after which literal values do not change a
+/// statement's facts.
+const NORMALIZED: &[&str] = &[
+    "select", "insert", "update", "delete", "with", "values", "table",
+];
+
+/// The normalized shape of `sql`, or `None` when only the exact text may
+/// serve as the key.
+pub fn shape(sql: &str) -> Option<String> {
+    let b = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let mut i = 0;
+    let mut at_statement_start = true;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => {
+                if !out.ends_with(' ') && !out.is_empty() {
+                    out.push(' ');
+                }
+                i += 1;
+            }
+            b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$')
+                {
+                    i += 1;
+                }
+                let word = &sql[start..i];
+                if i < b.len() && (b[i] == b'\'' || b[i] == b'&') {
+                    // E'', B'', X'', N'', U&'': typed or escaped strings.
+                    return None;
+                }
+                if at_statement_start {
+                    if !NORMALIZED.iter().any(|k| word.eq_ignore_ascii_case(k)) {
+                        return None;
+                    }
+                    at_statement_start = false;
+                }
+                out.push_str(word);
+            }
+            b'0'..=b'9' | b'.' if c != b'.' || b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                if at_statement_start {
+                    return None;
+                }
+                while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+                    i += 1;
+                }
+                if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+                    i += 1;
+                    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+                        i += 1;
+                    }
+                    while i < b.len() && b[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                }
+                if i < b.len() && (b[i].is_ascii_alphabetic() || b[i] == b'_') {
+                    return None;
+                }
+                out.push('?');
+            }
+            b'\'' => {
+                if at_statement_start {
+                    return None;
+                }
+                i += 1;
+                loop {
+                    match b.get(i) {
+                        None => return None,
+                        Some(b'\\') => return None,
+                        Some(b'\'') if b.get(i + 1) == Some(&b'\'') => i += 2,
+                        Some(b'\'') => {
+                            i += 1;
+                            break;
+                        }
+                        Some(_) => i += 1,
+                    }
+                }
+                // 'a' 'b' on separate lines is one literal in SQL; keep the
+                // shapes apart by refusing adjacent strings.
+                out.push_str("'?'");
+            }
+            b'"' => {
+                let start = i;
+                i += 1;
+                loop {
+                    match b.get(i) {
+                        None => return None,
+                        Some(b'"') if b.get(i + 1) == Some(&b'"') => i += 2,
+                        Some(b'"') => {
+                            i += 1;
+                            break;
+                        }
+                        Some(_) => i += 1,
+                    }
+                }
+                out.push_str(&sql[start..i]);
+            }
+            b'$' => {
+                // $1 parameters only; $tag$ quoting gives up.
+                let start = i;
+                i += 1;
+                if !b.get(i).is_some_and(u8::is_ascii_digit) {
+                    return None;
+                }
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+                out.push_str(&sql[start..i]);
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => return None,
+            b'/' if b.get(i + 1) == Some(&b'*') => return None,
+            b';' => {
+                out.push(';');
+                at_statement_start = true;
+                i += 1;
+            }
+            b'(' | b')' | b',' | b'[' | b']' | b':' | b'+' | b'-' | b'*' | b'/' | b'<' | b'>'
+            | b'=' | b'~' | b'!' | b'@' | b'#' | b'%' | b'^' | b'&' | b'|' | b'`' | b'?' | b'.' => {
+                if at_statement_start {
+                    return None;
+                }
+                out.push(c as char);
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_are_replaced_in_reads_and_dml() {
+        let a = shape("SELECT abalance FROM pgbench_accounts WHERE aid = 17;").unwrap();
+        let b = shape("select abalance  FROM pgbench_accounts WHERE aid = 42;").unwrap();
+        assert_ne!(a, b, "keywords keep their spelling");
+        assert_eq!(
+            shape("SELECT abalance FROM pgbench_accounts WHERE aid = 42;").unwrap(),
+            a
+        );
+        assert_eq!(
+            shape("UPDATE t SET v = 'x''y' WHERE id = 1.5e3").unwrap(),
+            "UPDATE t SET v = '?' WHERE id = ?"
+        );
+        assert_eq!(
+            shape("select $1, t1.c2 from t1").unwrap(),
+            "select $1, t1.c2 from t1"
+        );
+    }
+
+    #[test]
+    fn anything_ambiguous_gives_up() {
+        for sql in [
+            "SELECT E'\\x'",
+            "SELECT 'a\\' ; DELETE FROM t; --'",
+            "SELECT 1 -- comment",
+            "SELECT /* c */ 1",
+            "SELECT $$x$$",
+            "SELECT U&'\\0041'",
+            "SELECT 0x1F",
+            "SELECT 'unterminated",
+            "SELECT \"unterminated",
+            "EXPLAIN (ANALYZE 0) DELETE FROM t",
+            "SELECT 1; EXPLAIN (ANALYZE 1) DELETE FROM t",
+            "SET search_path = 'x'",
+            "SELECT ü FROM t",
+            "(SELECT 1)",
+        ] {
+            assert_eq!(shape(sql), None, "{sql}");
+        }
+    }
+
+    #[test]
+    fn statements_that_differ_beyond_literals_differ() {
+        assert_ne!(shape("SELECT 1 FROM a"), shape("SELECT 1 FROM b"));
+        assert_ne!(shape("SELECT nextval('s')"), shape("SELECT currval('s')"));
+        assert_ne!(shape("SELECT \"a\" FROM t"), shape("SELECT \"b\" FROM t"));
+    }
+}

@@ -1,0 +1,107 @@
+//! An exhaustive walk over a statement's parse tree.
+//!
+//! `pg_query`'s own node iterator visits only a subset of node types, which
+//! is not good enough for a classifier that must fail closed. The tree is
+//! serialised to a JSON value instead and every object in it is visited, so a
+//! function call or a relation cannot hide in a field the walk does not know.
+
+use serde_json::Value;
+
+/// What the walk found anywhere in a statement.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// The node type of the statement itself (`SelectStmt`, ...).
+    pub top: String,
+    /// Function calls as (schema, name).
+    pub functions: Vec<(Option<String>, String)>,
+    /// Operators as (schema, name).
+    pub operators: Vec<(Option<String>, String)>,
+    /// Relations as `schema.name` or `name`.
+    pub relations: Vec<String>,
+    /// Names of common table expressions (they look like relations).
+    pub ctes: Vec<String>,
+    /// INSERT/UPDATE/DELETE/MERGE statements, at any depth.
+    pub data_modifying: usize,
+    /// FOR UPDATE/SHARE clauses.
+    pub locking: bool,
+    /// SELECT ... INTO.
+    pub into: bool,
+}
+
+/// Walks the tree of one statement node.
+pub fn walk(node: &pg_query::protobuf::Node) -> Found {
+    let mut found = Found::default();
+    match serde_json::to_value(node) {
+        Ok(v) => {
+            if let Some(Value::Object(m)) = v.get("node") {
+                found.top = m.keys().next().cloned().unwrap_or_default();
+            }
+            visit(&v, &mut found)
+        }
+        // Cannot happen for these derive-generated types; if it ever did,
+        // an unknown function makes the statement not a read.
+        Err(_) => found.functions.push((None, "?".into())),
+    }
+    found
+}
+
+fn visit(v: &Value, found: &mut Found) {
+    match v {
+        Value::Object(map) => {
+            if map.contains_key("relname") {
+                found.relations.push(relation_name(map));
+            }
+            for (key, child) in map {
+                match key.as_str() {
+                    "FuncCall" => {
+                        if let Some(name) = qualified(child.get("funcname")) {
+                            found.functions.push(name);
+                        }
+                    }
+                    "AExpr" => {
+                        if let Some(name) = qualified(child.get("name")) {
+                            found.operators.push(name);
+                        }
+                    }
+                    "CommonTableExpr" => {
+                        if let Some(n) = child.get("ctename").and_then(Value::as_str) {
+                            found.ctes.push(n.to_string());
+                        }
+                    }
+                    "InsertStmt" | "UpdateStmt" | "DeleteStmt" | "MergeStmt" => {
+                        found.data_modifying += 1
+                    }
+                    "LockingClause" => found.locking = true,
+                    "into_clause" if !child.is_null() => found.into = true,
+                    _ => {}
+                }
+                visit(child, found);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| visit(i, found)),
+        _ => {}
+    }
+}
+
+/// `schema.name` of a RangeVar-shaped object.
+pub fn relation_name(map: &serde_json::Map<String, Value>) -> String {
+    let rel = map.get("relname").and_then(Value::as_str).unwrap_or("");
+    match map.get("schemaname").and_then(Value::as_str) {
+        Some(s) if !s.is_empty() => format!("{s}.{rel}"),
+        _ => rel.to_string(),
+    }
+}
+
+/// A name list (`[{"node":{"String":{"sval":..}}}, ...]`) as (schema, name).
+fn qualified(list: Option<&Value>) -> Option<(Option<String>, String)> {
+    let parts: Vec<&str> = list?
+        .as_array()?
+        .iter()
+        .filter_map(|n| n.pointer("/node/String/sval").and_then(Value::as_str))
+        .collect();
+    match parts.as_slice() {
+        [name] => Some((None, name.to_string())),
+        [.., schema, name] => Some((Some(schema.to_string()), name.to_string())),
+        [] => None,
+    }
+}
