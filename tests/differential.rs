@@ -14,6 +14,7 @@
 //!   appear in RowDescription (mapped to placeholders by name).
 
 mod common;
+mod proxy_panics;
 mod rawpg;
 
 use std::collections::HashMap;
@@ -171,6 +172,14 @@ fn session(wanted: &str, u: &str) -> Vec<Item> {
             "D" => msg = describe(one_byte(words[0]), &name(words[1])),
             "C" => msg = close(one_byte(words[0]), &name(words[1])),
             "E" => msg = execute(&name(words[0]), words[1].parse().expect("row limit")),
+            "F" => {
+                let oid: u32 = words[0].parse().expect("function oid");
+                let args = words[1..]
+                    .iter()
+                    .map(|a| (*a != "\\N").then(|| unescape(a)));
+                msg = function_call(oid, &args.collect::<Vec<_>>());
+                syncs += 1;
+            }
             "S" => {
                 msg = sync();
                 syncs += 1;
@@ -381,6 +390,14 @@ fn normalize(run: &Run, msgs: &mut [Msg], pid_values: bool, context: &str) -> us
                 out.push(0);
                 m.body = out;
             }
+            b'V' if pid_values => {
+                let text = run.pid.to_string().into_bytes();
+                if m.body.get(4..) == Some(&text[..]) {
+                    replaced += 1;
+                    m.body = (PLACEHOLDER.len() as i32).to_be_bytes().to_vec();
+                    m.body.extend_from_slice(PLACEHOLDER);
+                }
+            }
             b'D' if pid_values => {
                 let text = run.pid.to_string().into_bytes();
                 let binary = run.pid.to_be_bytes().to_vec();
@@ -440,6 +457,7 @@ fn abbreviate(s: &str) -> String {
 
 /// Runs session `name` directly and through a fresh proxy, and compares.
 fn differential(name: &str, piece: Option<usize>) {
+    proxy_panics::watch();
     let u = unique("d");
     let items = session(name, &u);
     let direct_addr: SocketAddr = pg().addr.parse().unwrap();
@@ -482,6 +500,7 @@ fn differential(name: &str, piece: Option<usize>) {
         &proxied.tail,
     );
     assert!(proxied.tail.is_empty(), "{:?}", proxied.tail);
+    proxy_panics::assert_none();
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! needs a cluster of its own, lives in `faults_upstream.rs`.
 
 mod common;
+mod proxy_panics;
 mod rawpg;
 
 use std::io::{Read, Write};
@@ -25,51 +26,9 @@ use tokio_postgres::error::SqlState;
 /// How long the proxy may take to close a connection it has given up on.
 const CLOSE_WITHIN: Duration = Duration::from_secs(10);
 
-/// Counts panics on threads that are not test threads (the proxy's own
-/// runtime and session threads), so that a panic the proxy swallows in a
-/// task still fails the test.
-mod panics {
-    use std::sync::{Mutex, Once};
-    use std::thread::ThreadId;
-
-    static TEST_THREADS: Mutex<Vec<ThreadId>> = Mutex::new(Vec::new());
-    static OTHERS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-    /// Installs the hook (once) and marks the calling thread as a test's.
-    pub fn watch() {
-        static HOOK: Once = Once::new();
-        HOOK.call_once(|| {
-            let previous = std::panic::take_hook();
-            std::panic::set_hook(Box::new(move |info| {
-                let me = std::thread::current();
-                let test = TEST_THREADS
-                    .lock()
-                    .map(|t| t.contains(&me.id()))
-                    .unwrap_or(true);
-                if !test {
-                    if let Ok(mut o) = OTHERS.lock() {
-                        o.push(format!("thread {:?}: {info}", me.name()));
-                    }
-                }
-                previous(info);
-            }));
-        });
-        TEST_THREADS
-            .lock()
-            .unwrap()
-            .push(std::thread::current().id());
-    }
-
-    /// Panics if any thread but a test's has panicked.
-    pub fn assert_none() {
-        let o = OTHERS.lock().unwrap();
-        assert!(o.is_empty(), "the proxy panicked: {o:#?}");
-    }
-}
-
 /// A proxied tokio-postgres session that must keep working.
 async fn healthy(proxy: &TestProxy) -> tokio_postgres::Client {
-    panics::watch();
+    proxy_panics::watch();
     let c = proxy.connect("postgres", "airlock_test").await;
     still_healthy(&c).await;
     c
@@ -81,7 +40,7 @@ async fn still_healthy(c: &tokio_postgres::Client) {
         .await
         .expect("the healthy session broke");
     assert_eq!(row.get::<_, i32>(0), 42);
-    panics::assert_none();
+    proxy_panics::assert_none();
 }
 
 /// A new session through the proxy starts and answers.
@@ -128,7 +87,7 @@ async fn backend_gone(c: &tokio_postgres::Client, pid: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_unreachable_at_connect() {
-    panics::watch();
+    proxy_panics::watch();
     let port = airlock::cluster::free_port().unwrap();
     let upstream = format!("127.0.0.1:{port}");
     let proxy = TestProxy::with(Config::new(
@@ -156,7 +115,7 @@ async fn upstream_unreachable_at_connect() {
         "{err}"
     );
     assert_eq!(proxy.proxy.metrics.upstream_connect_errors.load(Relaxed), 3);
-    panics::assert_none();
+    proxy_panics::assert_none();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -435,7 +394,7 @@ fn drop_in_background(proxy: TestProxy) -> std::thread::JoinHandle<Duration> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_lets_transactions_finish() {
-    panics::watch();
+    proxy_panics::watch();
     let table = unique("shutdown");
     let direct = connect(&direct_conninfo("postgres", "airlock_test")).await;
     direct
@@ -491,12 +450,12 @@ async fn graceful_shutdown_lets_transactions_finish() {
         .unwrap();
     let ids: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(ids, [1, 2], "the transaction committed");
-    panics::assert_none();
+    proxy_panics::assert_none();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_timeout_ends_unfinished_transactions() {
-    panics::watch();
+    proxy_panics::watch();
     let table = unique("shutdown");
     let direct = connect(&direct_conninfo("postgres", "airlock_test")).await;
     direct
@@ -527,7 +486,7 @@ async fn shutdown_timeout_ends_unfinished_transactions() {
         0,
         "the unfinished transaction rolled back"
     );
-    panics::assert_none();
+    proxy_panics::assert_none();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

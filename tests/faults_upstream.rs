@@ -5,6 +5,7 @@
 //! `airlock::cluster`), and never the shared one.
 
 mod common;
+mod proxy_panics;
 mod rawpg;
 
 use std::process::Command;
@@ -20,6 +21,7 @@ use rawpg::*;
 const WITHIN: Duration = Duration::from_secs(15);
 
 fn cluster() -> TempCluster {
+    proxy_panics::watch();
     TempCluster::start(&ClusterOptions::default()).expect("start PostgreSQL")
 }
 
@@ -145,6 +147,7 @@ fn fast_shutdown_and_restart() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    proxy_panics::assert_none();
 }
 
 #[test]
@@ -204,4 +207,5 @@ fn crashed_backend_and_killed_postmaster() {
     wait_until_serving(&proxy);
     let mut again = sessions(&proxy, 2);
     assert_eq!(again[1].values("select 'fine'"), ["fine"]);
+    proxy_panics::assert_none();
 }

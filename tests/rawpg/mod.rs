@@ -392,6 +392,27 @@ pub fn close(kind: u8, name: &[u8]) -> Vec<u8> {
     m
 }
 
+/// A FunctionCall with text arguments and a text result.
+pub fn function_call(oid: u32, args: &[Option<Vec<u8>>]) -> Vec<u8> {
+    let mut m = Vec::new();
+    put_message(&mut m, b'F', |b| {
+        b.extend_from_slice(&oid.to_be_bytes());
+        b.extend_from_slice(&0i16.to_be_bytes());
+        b.extend_from_slice(&(args.len() as i16).to_be_bytes());
+        for a in args {
+            match a {
+                Some(v) => {
+                    b.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                    b.extend_from_slice(v);
+                }
+                None => b.extend_from_slice(&(-1i32).to_be_bytes()),
+            }
+        }
+        b.extend_from_slice(&0i16.to_be_bytes());
+    });
+    m
+}
+
 pub fn sync() -> Vec<u8> {
     b"S\0\0\0\x04".to_vec()
 }
