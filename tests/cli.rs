@@ -25,14 +25,21 @@ fn wait_for_port(port: u16, child: &mut Child) {
             }
             panic!("airlock exited early ({status}): {err}");
         }
-        assert!(Instant::now() < deadline, "airlock did not listen on {port}");
+        assert!(
+            Instant::now() < deadline,
+            "airlock did not listen on {port}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 fn http_get(port: u16, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     let status = resp
@@ -135,7 +142,10 @@ fn every_config_error_is_reported_with_a_distinct_exit_code() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("upstream \"no-port\" is not HOST:PORT"), "{err}");
+    assert!(
+        err.contains("upstream \"no-port\" is not HOST:PORT"),
+        "{err}"
+    );
     assert!(err.contains("startup_timeout"), "{err}");
 
     let dir = std::env::temp_dir().join(unique("airlock-cli-bad"));
@@ -149,7 +159,10 @@ fn every_config_error_is_reported_with_a_distinct_exit_code() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.toml") && err.contains("upstreem"), "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains("upstreem"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
