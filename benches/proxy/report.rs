@@ -1,0 +1,319 @@
+//! Collected samples, their medians, and the printed report: the results
+//! table, the targets marked PASS/MISS, and the memory measurement.
+
+use crate::idle::IdleMemory;
+use crate::pgbench::{Outcome, Workload};
+
+/// Where pgbench connects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Direct,
+    Airlock,
+    PgBouncer,
+}
+
+impl Target {
+    /// The order runs are interleaved in, and the index of each in a row.
+    pub const ALL: [Target; 3] = [Target::Direct, Target::Airlock, Target::PgBouncer];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Direct => "direct",
+            Target::Airlock => "airlock",
+            Target::PgBouncer => "pgbouncer",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub outcome: Outcome,
+    /// The proxy's CPU time per transaction in microseconds (proxies only).
+    pub cpu_us_per_tx: Option<f64>,
+}
+
+/// Every run of one workload against one target.
+#[derive(Debug, Default)]
+struct Cell {
+    samples: Vec<Sample>,
+    errors: Vec<String>,
+}
+
+impl Cell {
+    fn tps(&self) -> Option<f64> {
+        median(self.samples.iter().map(|s| s.outcome.tps))
+    }
+
+    fn latency_ms(&self) -> Option<f64> {
+        median(self.samples.iter().map(|s| s.outcome.latency_ms))
+    }
+
+    fn cpu_us_per_tx(&self) -> Option<f64> {
+        median(self.samples.iter().filter_map(|s| s.cpu_us_per_tx))
+    }
+}
+
+/// The targets the results are held against.
+pub mod targets {
+    /// At 8 clients, airlock's throughput relative to direct, at least.
+    pub const MIN_RATIO_TO_DIRECT: f64 = 0.85;
+    /// At 1 client, microseconds airlock may add to each round trip.
+    pub const MAX_ADDED_US: f64 = 30.0;
+    /// Resident memory of airlock holding the idle connections, below.
+    pub const MAX_IDLE_RSS_MIB: f64 = 128.0;
+}
+
+/// All samples of a benchmark run, by workload and target.
+pub struct Results {
+    workloads: Vec<Workload>,
+    cells: Vec<[Cell; 3]>,
+}
+
+impl Results {
+    pub fn new(workloads: &[Workload]) -> Results {
+        Results {
+            workloads: workloads.to_vec(),
+            cells: workloads.iter().map(|_| Default::default()).collect(),
+        }
+    }
+
+    fn cell_mut(&mut self, workload: Workload, target: Target) -> &mut Cell {
+        let row = self
+            .workloads
+            .iter()
+            .position(|w| *w == workload)
+            .expect("workload of this benchmark");
+        &mut self.cells[row][target.index()]
+    }
+
+    pub fn record(&mut self, workload: Workload, target: Target, sample: Sample) {
+        self.cell_mut(workload, target).samples.push(sample);
+    }
+
+    pub fn record_error(&mut self, workload: Workload, target: Target, error: String) {
+        self.cell_mut(workload, target).errors.push(error);
+    }
+
+    fn rows(&self) -> impl Iterator<Item = (Workload, Row)> + '_ {
+        self.workloads
+            .iter()
+            .zip(&self.cells)
+            .map(|(w, cells)| (*w, Row::new(cells)))
+    }
+
+    /// Prints the results table and the throughput and latency targets.
+    pub fn print(&self) {
+        println!();
+        println!("Results (median of the repeats)");
+        println!(
+            "{:<9}{:>3} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9}",
+            "mode",
+            "cl",
+            "direct",
+            "airlock",
+            "pgbouncer",
+            "al/dir",
+            "al/pgb",
+            "pgb/dir",
+            "al +us",
+            "pgb +us",
+            "al cpu",
+            "pgb cpu"
+        );
+        for (w, row) in self.rows() {
+            let added = |t: Target| {
+                if w.clients == 1 {
+                    fmt(row.added_us(t), 1, "")
+                } else {
+                    String::new()
+                }
+            };
+            println!(
+                "{:<9}{:>3} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9}",
+                w.mode.as_str(),
+                w.clients,
+                fmt(row.tps(Target::Direct), 0, ""),
+                fmt(row.tps(Target::Airlock), 0, ""),
+                fmt(row.tps(Target::PgBouncer), 0, ""),
+                fmt(row.ratio(Target::Airlock, Target::Direct), 2, "x"),
+                fmt(row.ratio(Target::Airlock, Target::PgBouncer), 2, "x"),
+                fmt(row.ratio(Target::PgBouncer, Target::Direct), 2, "x"),
+                added(Target::Airlock),
+                added(Target::PgBouncer),
+                fmt(row.cpu(Target::Airlock), 1, ""),
+                fmt(row.cpu(Target::PgBouncer), 1, ""),
+            );
+        }
+        println!(
+            "  tps columns: transactions/s without connection time. al = airlock, pgb = PgBouncer.\n  \
+             +us: latency the proxy adds per round trip at 1 client (proxy avg latency - direct avg \
+             latency, us).\n  cpu: the proxy process's user+system CPU per transaction, us \
+             (from /proc/PID/stat, clock-tick resolution)."
+        );
+        self.print_errors();
+        println!();
+        println!("Targets");
+        for (w, row) in self.rows() {
+            let plural = if w.clients == 1 { "" } else { "s" };
+            let name = format!("{} client{plural}, {}", w.clients, w.mode.as_str());
+            if w.clients >= 8 {
+                let ratio = row.ratio(Target::Airlock, Target::Direct);
+                verdict(
+                    &format!(
+                        "{name}: airlock >= {:.2}x direct",
+                        targets::MIN_RATIO_TO_DIRECT
+                    ),
+                    &fmt(ratio, 2, "x"),
+                    ratio.map(|r| r >= targets::MIN_RATIO_TO_DIRECT),
+                );
+                let ahead = row.ratio(Target::Airlock, Target::PgBouncer);
+                verdict(
+                    &format!("{name}: airlock ahead of PgBouncer"),
+                    &fmt(ahead, 2, "x"),
+                    ahead.map(|r| r > 1.0),
+                );
+            }
+            if w.clients == 1 {
+                let added = row.added_us(Target::Airlock);
+                verdict(
+                    &format!(
+                        "{name}: airlock adds <= {:.0} us per round trip",
+                        targets::MAX_ADDED_US
+                    ),
+                    &fmt(added, 1, " us"),
+                    added.map(|us| us <= targets::MAX_ADDED_US),
+                );
+            }
+        }
+    }
+
+    fn print_errors(&self) {
+        let mut first = true;
+        for (w, cells) in self.workloads.iter().zip(&self.cells) {
+            for (target, cell) in Target::ALL.iter().zip(cells) {
+                for e in &cell.errors {
+                    if first {
+                        println!("\nFailed runs (left out of the medians)");
+                        first = false;
+                    }
+                    println!(
+                        "  {} {} clients via {}: {e}",
+                        w.mode.as_str(),
+                        w.clients,
+                        target.as_str()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The medians of one workload's cells.
+struct Row {
+    tps: [Option<f64>; 3],
+    latency_ms: [Option<f64>; 3],
+    cpu: [Option<f64>; 3],
+}
+
+impl Row {
+    fn new(cells: &[Cell; 3]) -> Row {
+        Row {
+            tps: cells.each_ref().map(Cell::tps),
+            latency_ms: cells.each_ref().map(Cell::latency_ms),
+            cpu: cells.each_ref().map(Cell::cpu_us_per_tx),
+        }
+    }
+
+    fn tps(&self, t: Target) -> Option<f64> {
+        self.tps[t.index()]
+    }
+
+    fn cpu(&self, t: Target) -> Option<f64> {
+        self.cpu[t.index()]
+    }
+
+    fn ratio(&self, a: Target, b: Target) -> Option<f64> {
+        Some(self.tps(a)? / self.tps(b)?)
+    }
+
+    /// Microseconds of average latency `t` adds to a direct connection.
+    fn added_us(&self, t: Target) -> Option<f64> {
+        let direct = self.latency_ms[Target::Direct.index()]?;
+        Some((self.latency_ms[t.index()]? - direct) * 1000.0)
+    }
+}
+
+/// Prints what the proxies' memory grew by with idle connections, and the
+/// airlock memory target.
+pub fn print_memory(airlock: &IdleMemory, pgbouncer: Option<&IdleMemory>) {
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!();
+    println!(
+        "Idle connections: {} sessions at ReadyForQuery, each with its own PostgreSQL backend",
+        airlock.connections
+    );
+    println!(
+        "  {:<10} {:>12} {:>16} {:>16}",
+        "", "idle RSS", "RSS with conns", "per connection"
+    );
+    let line = |name: &str, m: &IdleMemory| {
+        println!(
+            "  {:<10} {:>8.1} MiB {:>12.1} MiB {:>12.1} KiB",
+            name,
+            mib(m.idle_kib),
+            mib(m.loaded_kib),
+            m.per_connection_kib()
+        );
+    };
+    line("airlock", airlock);
+    if let Some(p) = pgbouncer {
+        line("pgbouncer", p);
+    }
+    let total = mib(airlock.loaded_kib);
+    verdict(
+        &format!(
+            "airlock: {} idle connections in < {:.0} MiB",
+            airlock.connections,
+            targets::MAX_IDLE_RSS_MIB
+        ),
+        &format!("{total:.1} MiB"),
+        Some(total < targets::MAX_IDLE_RSS_MIB),
+    );
+}
+
+/// Prints one target line; `met` is `None` when there was no measurement.
+fn verdict(what: &str, value: &str, met: Option<bool>) {
+    let mark = match met {
+        Some(true) => "PASS",
+        Some(false) => "MISS",
+        None => "MISS (no measurement)",
+    };
+    println!("  {what:<58} {value:>10}  {mark}");
+}
+
+fn fmt(value: Option<f64>, decimals: usize, unit: &str) -> String {
+    match value {
+        Some(v) => format!("{v:.decimals$}{unit}"),
+        None => "-".to_string(),
+    }
+}
+
+/// The median of `values`; `None` if there are none.
+pub fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut v: Vec<f64> = values.collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    Some(if v.len().is_multiple_of(2) {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    })
+}
