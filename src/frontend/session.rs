@@ -47,6 +47,10 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 enum State {
     /// Relaying in both directions.
     Open,
+    /// The client broke the protocol: read nothing more from it, but let the
+    /// answers to what was already forwarded reach it, as PostgreSQL would,
+    /// then report the violation and close.
+    Draining,
     /// Done: deliver what is buffered, then close both sockets.
     Closing,
 }
@@ -84,6 +88,8 @@ pub struct Session {
     /// Shutdown asked: close at the next moment the session is idle.
     shutting_down: bool,
     next_refusal: u64,
+    /// Why the client is being disconnected, if it broke the protocol.
+    violation: Option<String>,
     max_message_size: usize,
     metrics: Arc<Metrics>,
     pub process_id: u32,
@@ -122,6 +128,7 @@ impl Session {
             server_fatal: false,
             shutting_down: false,
             next_refusal: 0,
+            violation: None,
             max_message_size: proxy.config.max_message_size,
             metrics: Arc::clone(&proxy.metrics),
             process_id: e.process_id,
@@ -145,9 +152,14 @@ impl Session {
         if *shutdown.borrow() {
             self.shutting_down = true;
         }
+        let mut drain_deadline = None;
         loop {
             if !self.client_in.is_empty() && self.server_out.len() < HIGH_WATER {
-                self.on_client_data()?;
+                self.on_client_data();
+            }
+            if self.state == State::Draining {
+                drain_deadline.get_or_insert_with(|| tokio::time::Instant::now() + CLOSE_GRACE);
+                self.finish_draining();
             }
             self.flush_server()?;
             self.flush_client()?;
@@ -155,9 +167,12 @@ impl Session {
                 self.close_if_idle();
             }
             if self.state == State::Closing {
-                return Ok(());
+                return match self.violation.take() {
+                    Some(why) => Err(SessionError::ClientProtocol(why)),
+                    None => Ok(()),
+                };
             }
-            let read_client = self.server_out.len() < HIGH_WATER;
+            let read_client = self.state == State::Open && self.server_out.len() < HIGH_WATER;
             let read_server = self.relay.ready() < HIGH_WATER;
             let write_client = self.relay.ready() > 0;
             let write_server = !self.server_out.is_empty();
@@ -179,6 +194,13 @@ impl Session {
                     Event::Writable(r.map_err(SessionError::Server))
                 }
                 _ = shutdown.changed(), if !self.shutting_down => Event::Shutdown,
+                _ = sleep_until(drain_deadline), if drain_deadline.is_some() => {
+                    // The upstream never finished: report and close anyway.
+                    self.pending = 0;
+                    self.finish_draining();
+                    self.state = State::Closing;
+                    continue;
+                }
             };
             match event {
                 Event::ServerRead(r) => self.read_server(r)?,
@@ -194,7 +216,7 @@ impl Session {
             Ok(0) => self.client_gone(),
             Ok(n) => {
                 self.client_in.commit(n);
-                self.on_client_data()?;
+                self.on_client_data();
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
             Err(e) if is_hangup(&e) => self.client_gone(),
@@ -218,7 +240,7 @@ impl Session {
     }
 
     /// Frames client bytes into messages and passes each through the gate.
-    fn on_client_data(&mut self) -> Result<(), SessionError> {
+    fn on_client_data(&mut self) {
         while self.state == State::Open {
             if self.copy_remaining > 0 {
                 let n = self.copy_remaining.min(self.client_in.len());
@@ -271,7 +293,6 @@ impl Session {
             self.client_in.consume(total);
             self.forwarded(tag);
         }
-        Ok(())
     }
 
     /// Sends upstream, in place of a refused message, one that fails there
@@ -425,14 +446,27 @@ impl Session {
         }
     }
 
-    fn client_violation(&mut self, why: String) -> Result<(), SessionError> {
+    /// A protocol violation by the client ends the session once what was
+    /// already forwarded has been answered (see [`State::Draining`]).
+    fn client_violation(&mut self, why: String) {
         Metrics::inc(&self.metrics.client_protocol_errors);
-        self.say_fatal(Report::fatal(sqlstate::PROTOCOL_VIOLATION, why.clone()));
+        self.client_in.consume(self.client_in.len());
+        self.violation = Some(why);
+        self.state = State::Draining;
+    }
+
+    /// Once the upstream has answered everything forwarded, reports the
+    /// violation and closes.
+    fn finish_draining(&mut self) {
+        if self.pending > 0 || !self.relay.at_boundary(&self.server_in) {
+            return;
+        }
+        let why = self.violation.clone().unwrap_or_default();
+        self.say_fatal(Report::fatal(sqlstate::PROTOCOL_VIOLATION, why));
         if self.copy_remaining == 0 {
             self.server_out.extend(b"X\0\0\0\x04");
         }
         self.state = State::Closing;
-        Err(SessionError::ClientProtocol(why))
     }
 
     /// Queues an error of the proxy's own for the client, if the stream to
@@ -461,6 +495,14 @@ impl Session {
             let _ = self.client_wr.shutdown().await;
         };
         let _ = tokio::time::timeout(CLOSE_GRACE, deliver).await;
+    }
+}
+
+/// Sleeps until `deadline`; only polled when there is one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }
 
