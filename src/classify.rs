@@ -261,9 +261,15 @@ pub fn classify(sql: &str) -> Facts {
         .filter_map(|raw| raw.stmt.as_ref())
         .map(|n| statement::classify(n))
         .collect();
-    if statements.len() > 1 {
-        for s in &mut statements {
+    let multi = statements.len() > 1;
+    for s in &mut statements {
+        if multi {
             s.risks.insert(Risks::MULTI_STATEMENT);
+        }
+        // A "read" that is not proven to be one is a write as far as any
+        // policy is concerned.
+        if s.kind == Kind::Read && s.risks.intersects(Risks::NOT_READ) {
+            s.kind = Kind::Write;
         }
     }
     Facts {

@@ -30,6 +30,7 @@ pub mod config;
 pub mod demo;
 pub mod frontend;
 pub mod metrics;
+pub mod policy;
 pub mod protocol;
 
 pub use config::Config;
