@@ -6,3 +6,4 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --all-targets
 cargo test --all-targets -- --test-threads=4
+cargo run --quiet --bin airlock -- policy test policies/

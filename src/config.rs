@@ -34,6 +34,25 @@ pub struct Config {
     /// its sessions outright (no work stealing, no cross-thread wake-ups).
     /// With 1, sessions run on the caller's runtime.
     pub workers: usize,
+    /// The policy directory; `None` means the shipped default policy.
+    pub policies: Option<std::path::PathBuf>,
+    /// Requester groups: group name → role name globs.
+    pub groups: Vec<(String, Vec<String>)>,
+}
+
+impl Config {
+    /// The groups `user` belongs to, by the `[groups]` table.
+    pub fn groups_of(&self, user: &str) -> Vec<String> {
+        self.groups
+            .iter()
+            .filter(|(_, members)| {
+                members
+                    .iter()
+                    .any(|m| crate::policy::glob::matches(m, user))
+            })
+            .map(|(g, _)| g.clone())
+            .collect()
+    }
 }
 
 /// The default worker count: half the CPUs, at least one. A proxy usually
@@ -66,6 +85,8 @@ impl Config {
             shutdown_timeout: Duration::from_secs(30),
             log_format: LogFormat::Text,
             workers: 1,
+            policies: None,
+            groups: Vec::new(),
         }
     }
 }
@@ -105,6 +126,13 @@ pub struct Settings {
     /// Session threads (default: half the CPUs, at least one)
     #[arg(long, env = "AIRLOCK_WORKERS")]
     pub workers: Option<usize>,
+    /// Policy directory (default: the shipped policy)
+    #[arg(long, env = "AIRLOCK_POLICIES")]
+    pub policies: Option<std::path::PathBuf>,
+    /// Requester groups (config file only): `[groups] name = ["role", "glob*"]`
+    #[arg(skip)]
+    #[serde(default)]
+    pub groups: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// Every problem found in the settings, one per line.
@@ -133,6 +161,12 @@ impl Settings {
             shutdown_timeout: self.shutdown_timeout.or(lower.shutdown_timeout),
             log_format: self.log_format.or(lower.log_format),
             workers: self.workers.or(lower.workers),
+            policies: self.policies.or(lower.policies),
+            groups: if self.groups.is_empty() {
+                lower.groups
+            } else {
+                self.groups
+            },
         }
     }
 
@@ -193,6 +227,13 @@ impl Settings {
             }
         }
         config.log_format = self.log_format.unwrap_or_default();
+        if let Some(dir) = &self.policies {
+            if !dir.is_dir() {
+                errors.push(format!("policies {} is not a directory", dir.display()));
+            }
+        }
+        config.policies = self.policies;
+        config.groups = self.groups.into_iter().collect();
         config.workers = match self.workers {
             Some(0) => {
                 errors.push("workers must be at least 1".into());
@@ -243,6 +284,18 @@ mod tests {
         };
         let err = s.resolve().unwrap_err();
         assert_eq!(err.0.len(), 3, "{err}");
+    }
+
+    #[test]
+    fn groups_map_roles_by_glob() {
+        let s: Settings = toml::from_str(
+            "upstream = \"db:5432\"\n[groups]\ndevelopers = [\"alice\", \"dev_*\"]\nops = [\"bob\"]\n",
+        )
+        .unwrap();
+        let c = s.resolve().unwrap();
+        assert_eq!(c.groups_of("dev_7"), vec!["developers"]);
+        assert_eq!(c.groups_of("bob"), vec!["ops"]);
+        assert!(c.groups_of("carol").is_empty());
     }
 
     #[test]

@@ -32,11 +32,45 @@ enum Command {
         #[arg(long, env = "AIRLOCK_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Test policies, or ask what a policy decides for a statement.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Start a throwaway PostgreSQL with sample data and airlock in front of it.
     Demo {
         /// Port for the proxy
         #[arg(long, default_value_t = 6432)]
         port: u16,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Run the test cases (*.test.toml) of a policy directory against it.
+    Test {
+        /// The policy directory
+        dir: PathBuf,
+    },
+    /// Print the facts found in SQL and the decision with the rule that made it.
+    Check {
+        /// Requesting role
+        #[arg(long)]
+        user: String,
+        /// Database
+        #[arg(long)]
+        database: String,
+        /// Groups of the requester (else from --config's [groups])
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Policy directory (default: the shipped policy)
+        #[arg(long)]
+        policies: Option<PathBuf>,
+        /// airlock config file, for its [groups]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The SQL
+        sql: String,
     },
 }
 
@@ -64,6 +98,7 @@ fn main() -> ExitCode {
             init_tracing(config.log_format);
             runtime().block_on(serve(config))
         }
+        Command::Policy { command } => policy_command(command),
         Command::Demo { port } => {
             init_tracing(LogFormat::Text);
             match runtime().block_on(airlock::demo::run(port)) {
@@ -79,6 +114,95 @@ fn main() -> ExitCode {
 
 /// The main runtime runs the listener, the admin API and, with one worker,
 /// the sessions too; more workers get runtimes of their own.
+fn policy_command(command: PolicyCommand) -> ExitCode {
+    use airlock::policy::{cases, Policy, Requester};
+    let load = |dir: Option<&std::path::Path>| match dir {
+        None => Ok(airlock::policy::shipped()),
+        Some(d) => Policy::load(d).map_err(|errors| {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            ExitCode::from(EXIT_CONFIG)
+        }),
+    };
+    match command {
+        PolicyCommand::Test { dir } => {
+            let policy = match load(Some(&dir)) {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            let all = match cases::load(&dir) {
+                Ok(c) => c,
+                Err(errors) => {
+                    for e in errors {
+                        eprintln!("{e}");
+                    }
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            let (mut passed, mut failed) = (0, 0);
+            for o in cases::run(&policy, all) {
+                match &o.failure {
+                    None => passed += 1,
+                    Some(why) => {
+                        failed += 1;
+                        println!(
+                            "FAIL {}:{}: {}\n     {why}",
+                            o.file.display(),
+                            o.line,
+                            o.case.sql
+                        );
+                    }
+                }
+            }
+            println!("policy test: {passed} passed, {failed} failed");
+            if failed == 0 && passed > 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        PolicyCommand::Check {
+            user,
+            database,
+            mut groups,
+            policies,
+            config,
+            sql,
+        } => {
+            let policy = match load(policies.as_deref()) {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            if let Some(file) = config {
+                match Settings::from_file(&file).and_then(|s| {
+                    Settings {
+                        upstream: Some("unused:1".into()),
+                        ..s
+                    }
+                    .resolve()
+                }) {
+                    Ok(c) => groups.extend(c.groups_of(&user)),
+                    Err(e) => {
+                        eprintln!("airlock: {e}");
+                        return ExitCode::from(EXIT_CONFIG);
+                    }
+                }
+            }
+            let facts = airlock::classify::classify(&sql);
+            let who = Requester {
+                user: &user,
+                database: &database,
+                groups: &groups,
+            };
+            let decision = policy.decide(&facts, &who);
+            let out = serde_json::json!({ "facts": facts, "decision": decision });
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
