@@ -71,9 +71,36 @@ const VOLATILE_READS: &[&str] = &[
     "pg_control_system",
 ];
 
+/// The helpers PostgreSQL ships in `information_schema`, which drivers call
+/// schema-qualified in their catalog queries (pgjdbc's getPrimaryKeys,
+/// getIndexInfo and getBestRowIdentifier call `_pg_expandarray`). Each is
+/// a SQL function marked immutable (`_pg_index_position`: stable), not
+/// security definer, whose body only calls pg_catalog built-ins; PostgreSQL
+/// refuses anything but SELECT in a non-volatile SQL function. The schema
+/// belongs to the bootstrap superuser and grants only USAGE, so no one else
+/// can add an overload there. Only the qualified call counts: the schema is
+/// not on the search path, so an unqualified `_pg_expandarray` would be
+/// someone else's function.
+const INFORMATION_SCHEMA_READS: &[&str] = &[
+    "_pg_char_max_length",
+    "_pg_char_octet_length",
+    "_pg_datetime_precision",
+    "_pg_expandarray",
+    "_pg_index_position",
+    "_pg_interval_type",
+    "_pg_numeric_precision",
+    "_pg_numeric_precision_radix",
+    "_pg_numeric_scale",
+    "_pg_truetypid",
+    "_pg_truetypmod",
+];
+
 /// Whether a call of `name` (lower-case, as parsed) qualified by `schema`
 /// is known to have no side effects.
 pub fn is_safe_function(schema: Option<&str>, name: &str) -> bool {
+    if schema == Some("information_schema") {
+        return INFORMATION_SCHEMA_READS.contains(&name);
+    }
     matches!(schema, None | Some("pg_catalog"))
         && (safe_functions().contains(name)
             || VOLATILE_READS.contains(&name)
@@ -247,5 +274,12 @@ mod tests {
         }
         assert!(!is_safe_function(Some("public"), "lower"));
         assert!(is_safe_function(Some("pg_catalog"), "lower"));
+        assert!(is_safe_function(
+            Some("information_schema"),
+            "_pg_expandarray"
+        ));
+        assert!(!is_safe_function(None, "_pg_expandarray"));
+        assert!(!is_safe_function(Some("public"), "_pg_expandarray"));
+        assert!(!is_safe_function(Some("information_schema"), "lower"));
     }
 }

@@ -1,15 +1,51 @@
-//! The classifier against a corpus of statements with expected facts.
-//! Each line of `corpus.txt` is `expectation | sql`: the expected kind
-//! (`read` also means "is a read"), `!read` for "anything but a read", then
-//! risk flags that must be present.
+//! The classifier against corpora of statements with expected facts.
+//! Each line of `corpus.txt` and `corpus_clients.txt` is `expectation | sql`:
+//! the expected kind (`read` also means "is a read"), `!read` for "anything
+//! but a read", then risk flags that must be present.
 
 use super::*;
 
-fn check(line_no: usize, line: &str) -> Result<(), String> {
+/// How a corpus writes characters a line cannot hold.
+#[derive(Clone, Copy)]
+enum Escapes {
+    /// `\n` is a newline; every other backslash is itself (`corpus.txt`).
+    Newlines,
+    /// `\n` is a newline and `\\` one backslash (`corpus_clients.txt`,
+    /// whose captured SQL contains backslashes).
+    NewlinesAndBackslashes,
+}
+
+fn unescape(sql: &str, escapes: Escapes) -> String {
+    match escapes {
+        Escapes::Newlines => sql.replace("\\n", "\n"),
+        Escapes::NewlinesAndBackslashes => {
+            let mut out = String::with_capacity(sql.len());
+            let mut chars = sql.chars();
+            while let Some(c) = chars.next() {
+                if c != '\\' {
+                    out.push(c);
+                    continue;
+                }
+                match chars.next() {
+                    Some('n') => out.push('\n'),
+                    Some('\\') => out.push('\\'),
+                    Some(other) => {
+                        out.push('\\');
+                        out.push(other);
+                    }
+                    None => out.push('\\'),
+                }
+            }
+            out
+        }
+    }
+}
+
+fn check(line_no: usize, line: &str, escapes: Escapes) -> Result<(), String> {
     let (expect, sql) = line
         .split_once(" | ")
         .ok_or_else(|| format!("line {line_no}: no ' | '"))?;
-    let sql = sql.replace("\\n", "\n");
+    let sql = unescape(sql, escapes);
     let facts = classify(&sql);
     let mut words = expect.split_whitespace();
     let kind = words.next().ok_or("empty expectation")?;
@@ -83,9 +119,8 @@ fn check(line_no: usize, line: &str) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn corpus() {
-    let corpus = include_str!("corpus.txt");
+/// Checks every line of a corpus; returns how many statements it holds.
+fn run_corpus(name: &str, corpus: &str, escapes: Escapes) -> usize {
     let mut failures = Vec::new();
     let mut n = 0;
     for (i, line) in corpus.lines().enumerate() {
@@ -94,17 +129,49 @@ fn corpus() {
             continue;
         }
         n += 1;
-        if let Err(e) = check(i + 1, line) {
-            failures.push(e);
+        if let Err(e) = check(i + 1, line, escapes) {
+            failures.push(format!("{name}: {e}"));
         }
     }
     assert!(
         failures.is_empty(),
-        "{} of {n} failed:\n{}",
+        "{} of {n} in {name} failed:\n{}",
         failures.len(),
         failures.join("\n")
     );
+    n
+}
+
+#[test]
+fn corpus() {
+    let n = run_corpus("corpus.txt", include_str!("corpus.txt"), Escapes::Newlines);
     assert!(n >= 150, "the corpus has {n} statements; keep at least 150");
+}
+
+/// What psql, pgjdbc, DBeaver and pg_dump really send: their reads must be
+/// reads, and what they send that is not a read must be what it is.
+#[test]
+fn client_corpus() {
+    let n = run_corpus(
+        "corpus_clients.txt",
+        include_str!("corpus_clients.txt"),
+        Escapes::NewlinesAndBackslashes,
+    );
+    assert!(
+        n >= 100,
+        "the client corpus has {n} statements; keep at least 100"
+    );
+}
+
+#[test]
+fn client_corpus_escapes() {
+    let e = Escapes::NewlinesAndBackslashes;
+    assert_eq!(unescape("a\\nb", e), "a\nb");
+    assert_eq!(unescape("E'\\\\n'", e), "E'\\n'");
+    assert_eq!(unescape("E'\\\\\\\\'", e), "E'\\\\'");
+    assert_eq!(unescape("'\\x'", e), "'\\x'");
+    assert_eq!(unescape("x\\", e), "x\\");
+    assert_eq!(unescape("E'\\\\x27'", Escapes::Newlines), "E'\\\\x27'");
 }
 
 #[test]
