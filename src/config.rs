@@ -38,6 +38,9 @@ pub struct Config {
     pub policies: Option<std::path::PathBuf>,
     /// Requester groups: group name → role name globs.
     pub groups: Vec<(String, Vec<String>)>,
+    /// Classify and decide every statement. Off only to measure what
+    /// classification costs: everything is then forwarded unchecked.
+    pub classification: bool,
 }
 
 impl Config {
@@ -87,6 +90,7 @@ impl Config {
             workers: 1,
             policies: None,
             groups: Vec::new(),
+            classification: true,
         }
     }
 }
@@ -129,6 +133,9 @@ pub struct Settings {
     /// Policy directory (default: the shipped policy)
     #[arg(long, env = "AIRLOCK_POLICIES")]
     pub policies: Option<std::path::PathBuf>,
+    /// Classify statements (false only for benchmarks: forwards everything)
+    #[arg(long, env = "AIRLOCK_CLASSIFICATION")]
+    pub classification: Option<bool>,
     /// Requester groups (config file only): `[groups] name = ["role", "glob*"]`
     #[arg(skip)]
     #[serde(default)]
@@ -162,6 +169,7 @@ impl Settings {
             log_format: self.log_format.or(lower.log_format),
             workers: self.workers.or(lower.workers),
             policies: self.policies.or(lower.policies),
+            classification: self.classification.or(lower.classification),
             groups: if self.groups.is_empty() {
                 lower.groups
             } else {
@@ -233,6 +241,7 @@ impl Settings {
             }
         }
         config.policies = self.policies;
+        config.classification = self.classification.unwrap_or(true);
         config.groups = self.groups.into_iter().collect();
         config.workers = match self.workers {
             Some(0) => {

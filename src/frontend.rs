@@ -26,6 +26,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::policy::Policy;
 use cancel::CancelRegistry;
 
 /// What every session shares: settings, the cancel key registry, counters and
@@ -34,16 +35,39 @@ pub struct Proxy {
     pub config: Config,
     pub cancels: Arc<CancelRegistry>,
     pub metrics: Arc<Metrics>,
+    /// The live policy; sessions subscribe, reloads publish.
+    pub policy: watch::Sender<Arc<Policy>>,
     shutdown_tx: watch::Sender<bool>,
 }
 
 impl Proxy {
+    /// A proxy with the policy `config` names (the shipped one without a
+    /// directory). A directory that does not load is logged and replaced by
+    /// an empty policy, which denies everything: fail closed. Callers that
+    /// want to refuse to start instead load it first and use
+    /// [`Proxy::with_policy`].
     pub fn new(config: Config) -> Arc<Proxy> {
+        let policy = match &config.policies {
+            None => crate::policy::shipped(),
+            Some(dir) => Policy::load(dir).unwrap_or_else(|errors| {
+                for e in errors {
+                    tracing::error!(error = %e, "policy does not load; denying every statement");
+                }
+                Policy::default()
+            }),
+        };
+        Self::with_policy(config, policy)
+    }
+
+    /// A proxy with an already loaded policy.
+    pub fn with_policy(config: Config, policy: Policy) -> Arc<Proxy> {
         let (shutdown_tx, _) = watch::channel(false);
+        let (policy, _) = watch::channel(Arc::new(policy));
         Arc::new(Proxy {
             config,
             cancels: Arc::default(),
             metrics: Arc::default(),
+            policy,
             shutdown_tx,
         })
     }
@@ -59,6 +83,13 @@ impl Proxy {
     ) -> std::io::Result<()> {
         let mut sessions = JoinSet::new();
         let workers = workers::Workers::start(self.config.workers)?;
+        if !self.config.classification {
+            warn!("classification is off: every statement is forwarded unchecked");
+        }
+        let watcher =
+            self.config.policies.clone().map(|dir| {
+                tokio::spawn(crate::policy::reload::watch_dir(dir, self.policy.clone()))
+            });
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -114,6 +145,9 @@ impl Proxy {
             while sessions.join_next().await.is_some() {}
         }
         workers.stop();
+        if let Some(w) = watcher {
+            w.abort();
+        }
         Ok(())
     }
 

@@ -230,7 +230,20 @@ async fn serve(config: airlock::Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let proxy = airlock::Proxy::new(config.clone());
+    let policy = match &config.policies {
+        None => airlock::policy::shipped(),
+        Some(dir) => match airlock::policy::Policy::load(dir) {
+            Ok(p) => p,
+            Err(errors) => {
+                for e in errors {
+                    error!(file = %e.file, line = e.line, error = %e.message, "policy does not load");
+                }
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+    };
+    info!(rules = policy.rules.len(), policies = ?config.policies, "policy loaded");
+    let proxy = airlock::Proxy::with_policy(config.clone(), policy);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(addr) = config.admin_listen {
         match TcpListener::bind(addr).await {

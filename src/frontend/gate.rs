@@ -1,12 +1,25 @@
 //! The gate: the one place every complete client message passes before the
-//! session forwards it upstream.
+//! session forwards it upstream. It classifies the SQL a message carries,
+//! asks the policy, and returns a [`Verdict`].
 //!
-//! The session hands each message here with the session's identity and
-//! transaction status at hand. A [`Verdict`] says what becomes of it. The
-//! proxy core forwards everything; statement classification and policy hook
-//! in here, so that deciding never touches framing or buffers.
+//! Simple Query: every statement of the string is classified and the message
+//! is decided as a whole. Extended protocol: a Parse is classified once and
+//! its facts remembered under the statement name; Bind ties a portal to those
+//! facts; Execute is decided by its portal's facts, without parsing again.
+//! A denial refuses the Parse itself; a statement that needs approval is
+//! stopped at Execute.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::classify::{cache::classify_cached, Facts, Kind, Risks, StatementFacts};
+use crate::policy::{Decision, Policy, Requester};
 use crate::protocol::backend::Report;
+use crate::protocol::frontend as fe;
+use crate::protocol::sqlstate;
 
 /// What the session does with one client message.
 #[derive(Debug)]
@@ -19,19 +32,273 @@ pub enum Verdict {
     Refuse(Report),
 }
 
+/// Who the session belongs to, as policies see it.
+#[derive(Debug, Clone)]
+pub struct Requesting {
+    pub user: String,
+    pub database: String,
+    pub groups: Vec<String>,
+}
+
 /// Per-session decision state.
-#[derive(Debug, Default)]
-pub struct Gate {}
+pub struct Gate {
+    who: Requesting,
+    policy_rx: watch::Receiver<Arc<Policy>>,
+    policy: Arc<Policy>,
+    /// Facts of prepared statements, by name ("" is the unnamed one).
+    statements: HashMap<Vec<u8>, Arc<Facts>>,
+    /// Facts of portals, by name.
+    portals: HashMap<Vec<u8>, Arc<Facts>>,
+    /// Classification switched off (benchmarks only): everything forwards.
+    disabled: bool,
+}
+
+/// Facts for what cannot be known: a FunctionCall by OID, a portal or
+/// statement the proxy did not see prepared.
+fn unknown(command: &str, risk: Risks) -> Arc<Facts> {
+    let mut f = Facts::unparseable("");
+    f.error = None;
+    let s: &mut StatementFacts = &mut f.statements[0];
+    s.kind = Kind::Write;
+    s.command = command.into();
+    s.risks = risk;
+    Arc::new(f)
+}
 
 impl Gate {
-    pub fn new() -> Self {
-        Gate {}
+    pub fn new(who: Requesting, policy_rx: watch::Receiver<Arc<Policy>>, disabled: bool) -> Self {
+        let policy = policy_rx.borrow().clone();
+        Gate {
+            who,
+            policy_rx,
+            policy,
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            disabled,
+        }
     }
 
     /// Decides one complete client message. `body` excludes the five header
-    /// bytes. COPY data is streamed past the gate and never reaches here.
-    #[inline]
-    pub fn inspect(&mut self, _tag: u8, _body: &[u8]) -> Verdict {
-        Verdict::Forward
+    /// bytes; `client_encoding` is the session's. COPY data is streamed past
+    /// the gate and never reaches here.
+    pub fn inspect(&mut self, tag: u8, body: &[u8], client_encoding: &str) -> Verdict {
+        if self.disabled {
+            return Verdict::Forward;
+        }
+        if self.policy_rx.has_changed().unwrap_or(false) {
+            self.policy = self.policy_rx.borrow_and_update().clone();
+        }
+        match tag {
+            fe::QUERY => {
+                let Ok(sql) = fe::parse_query(body) else {
+                    return malformed("Query");
+                };
+                let facts = match decode(sql, client_encoding) {
+                    Ok(text) => classify_cached(&text),
+                    Err(report) => return Verdict::Refuse(report),
+                };
+                self.forget_if_statements_change(&facts);
+                self.verdict(&facts)
+            }
+            fe::PARSE => {
+                let Ok(p) = fe::parse_parse(body) else {
+                    return malformed("Parse");
+                };
+                let facts = match decode(p.query, client_encoding) {
+                    Ok(text) => classify_cached(&text),
+                    Err(report) => return Verdict::Refuse(report),
+                };
+                self.forget_if_statements_change(&facts);
+                let verdict = match self.decide(&facts) {
+                    // Denials stop at Parse; statements that need approval
+                    // are stopped when executed.
+                    d @ Decision::Deny { .. } => refusal(&facts, &d),
+                    _ => Verdict::Forward,
+                };
+                if matches!(verdict, Verdict::Forward) {
+                    self.statements.insert(p.statement.to_vec(), facts);
+                }
+                verdict
+            }
+            fe::BIND => {
+                let Ok(b) = fe::parse_bind(body) else {
+                    return malformed("Bind");
+                };
+                let facts = self
+                    .statements
+                    .get(b.statement)
+                    .cloned()
+                    .unwrap_or_else(|| unknown("EXECUTE", Risks::UNKNOWN_STATEMENT));
+                self.portals.insert(b.portal.to_vec(), facts);
+                Verdict::Forward
+            }
+            fe::EXECUTE => {
+                let Ok((portal, _)) = fe::parse_execute(body) else {
+                    return malformed("Execute");
+                };
+                let facts = self
+                    .portals
+                    .get(portal)
+                    .cloned()
+                    .unwrap_or_else(|| unknown("EXECUTE", Risks::UNKNOWN_STATEMENT));
+                self.verdict(&facts)
+            }
+            fe::CLOSE => {
+                if let Ok((kind, name)) = fe::parse_target(body) {
+                    match kind {
+                        b'S' => self.statements.remove(name),
+                        _ => self.portals.remove(name),
+                    };
+                }
+                Verdict::Forward
+            }
+            fe::FUNCTION_CALL => {
+                let facts = unknown("FUNCTION CALL", Risks::UNKNOWN_FUNCTION);
+                self.verdict(&facts)
+            }
+            _ => Verdict::Forward,
+        }
+    }
+
+    /// Portals do not outlive their transaction.
+    pub fn transaction_ended(&mut self) {
+        if !self.portals.is_empty() {
+            self.portals.clear();
+        }
+    }
+
+    fn decide(&self, facts: &Facts) -> Decision {
+        let who = Requester {
+            user: &self.who.user,
+            database: &self.who.database,
+            groups: &self.who.groups,
+        };
+        self.policy.decide(facts, &who)
+    }
+
+    fn verdict(&self, facts: &Facts) -> Verdict {
+        refusal(facts, &self.decide(facts))
+    }
+
+    /// SQL-level PREPARE, DEALLOCATE and DISCARD change prepared statements
+    /// behind the protocol's back: what was remembered may no longer hold.
+    fn forget_if_statements_change(&mut self, facts: &Facts) {
+        if facts.statements.iter().any(|s| {
+            matches!(s.command.as_str(), "PREPARE" | "DEALLOCATE" | "DISCARD")
+                || s.risks.contains(Risks::PREPARE)
+        }) {
+            self.statements.clear();
+            self.portals.clear();
+        }
+    }
+}
+
+/// Forward, or the error a client gets instead of a result. Text the
+/// parser rejects and the policy denies gets the parser's own syntax error.
+fn refusal(facts: &Facts, d: &Decision) -> Verdict {
+    let report = match d {
+        Decision::Allow { .. } => return Verdict::Forward,
+        Decision::Deny { rule, .. } if facts.error.is_some() => Report::error(
+            sqlstate::SYNTAX_ERROR,
+            facts.error.clone().unwrap_or_default(),
+        )
+        .with_detail(format!(
+            "Refused by airlock policy rule \"{rule}\": the statement does not parse."
+        )),
+        Decision::Deny { rule, message } => {
+            Report::error(sqlstate::INSUFFICIENT_PRIVILEGE, message.clone())
+                .with_detail(format!("Denied by airlock policy rule \"{rule}\"."))
+        }
+        Decision::RequireApproval {
+            rule,
+            approvers,
+            approvals,
+            ..
+        } => Report::error(
+            sqlstate::INSUFFICIENT_PRIVILEGE,
+            format!("this statement requires approval by airlock policy rule \"{rule}\""),
+        )
+        .with_detail(format!(
+            "{approvals} approval(s) from {} needed; the statement was not run.",
+            approvers.join(", ")
+        )),
+    };
+    Verdict::Refuse(report)
+}
+
+fn malformed(what: &str) -> Verdict {
+    Verdict::Refuse(Report::error(
+        sqlstate::PROTOCOL_VIOLATION,
+        format!("malformed {what} message"),
+    ))
+}
+
+/// The SQL text, in UTF-8, for the parser, from the session's
+/// client_encoding. Text that cannot be decoded is refused: what cannot be
+/// read cannot be proven harmless.
+///
+/// Encodings whose non-ASCII bytes are all >= 0x80 (the single-byte
+/// encodings, the EUC family, SQL_ASCII, MULE_INTERNAL) are mapped byte for
+/// byte: the lexical structure PostgreSQL sees is exactly preserved, even
+/// where a character's spelling is not. Encodings whose multibyte characters
+/// can contain ASCII bytes (SJIS, BIG5, GBK, UHC, GB18030) are decoded for
+/// real, as the server converts them before it parses.
+fn decode<'a>(sql: &'a [u8], client_encoding: &str) -> Result<Cow<'a, str>, Report> {
+    if sql.is_ascii() {
+        if let Ok(s) = std::str::from_utf8(sql) {
+            return Ok(Cow::Borrowed(s));
+        }
+    }
+    let enc = client_encoding.to_ascii_uppercase();
+    let refuse = || {
+        Report::error(
+            sqlstate::CHARACTER_NOT_IN_REPERTOIRE,
+            format!("airlock cannot read this statement in client_encoding {client_encoding}"),
+        )
+        .with_hint("Use client_encoding UTF8 through airlock.")
+    };
+    let real = match enc.as_str() {
+        "UTF8" | "UNICODE" => {
+            return std::str::from_utf8(sql)
+                .map(Cow::Borrowed)
+                .map_err(|_| refuse())
+        }
+        "SJIS" | "SHIFT_JIS_2004" | "WIN932" => Some(encoding_rs::SHIFT_JIS),
+        "BIG5" | "WIN950" => Some(encoding_rs::BIG5),
+        "GBK" | "WIN936" => Some(encoding_rs::GBK),
+        "GB18030" => Some(encoding_rs::GB18030),
+        "UHC" | "WIN949" => Some(encoding_rs::EUC_KR),
+        "JOHAB" => return Err(refuse()),
+        _ => None,
+    };
+    match real {
+        Some(encoding) => {
+            let (text, had_errors) = encoding.decode_without_bom_handling(sql);
+            if had_errors {
+                Err(refuse())
+            } else {
+                Ok(text)
+            }
+        }
+        None => Ok(Cow::Owned(sql.iter().map(|&b| b as char).collect())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodings_keep_the_statement_structure() {
+        assert_eq!(decode(b"select 1", "LATIN1").unwrap(), "select 1");
+        assert_eq!(
+            decode(b"select 'caf\xe9'", "LATIN1").unwrap(),
+            "select 'caf\u{e9}'"
+        );
+        assert!(decode(b"select '\xff'", "UTF8").is_err());
+        // SJIS: 0x95 0x5c is one character whose second byte is a backslash.
+        let sjis = b"select '\x95\x5c'";
+        assert_eq!(decode(sjis, "SJIS").unwrap(), "select '\u{8868}'");
+        assert!(decode(b"select '\x95\x5c'", "JOHAB").is_err());
     }
 }

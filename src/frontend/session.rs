@@ -25,7 +25,7 @@ use tracing::debug;
 use super::buffer::Buffer;
 use super::cancel::CancelGuard;
 use super::error::SessionError;
-use super::gate::{Gate, Verdict};
+use super::gate::{Gate, Requesting, Verdict};
 use super::relay::{refusal_marker, Relay};
 use super::startup::{Established, Identity};
 use super::Proxy;
@@ -116,7 +116,15 @@ impl Session {
             server_out: Buffer::with_capacity(READ_CHUNK),
             server_in: e.server_buf,
             relay: Relay::new(e.client_encoding),
-            gate: Gate::new(),
+            gate: Gate::new(
+                Requesting {
+                    groups: proxy.config.groups_of(&e.identity.user),
+                    user: e.identity.user.clone(),
+                    database: e.identity.database.clone(),
+                },
+                proxy.policy.subscribe(),
+                !proxy.config.classification,
+            ),
             identity: e.identity,
             status: e.status,
             state: State::Open,
@@ -286,7 +294,10 @@ impl Session {
                 break;
             }
             let message = &self.client_in.bytes()[..total];
-            match self.gate.inspect(tag, &message[HEADER_LEN..]) {
+            match self
+                .gate
+                .inspect(tag, &message[HEADER_LEN..], &self.relay.client_encoding)
+            {
                 Verdict::Forward => self.server_out.extend(message),
                 Verdict::Refuse(report) => self.refuse(tag, report),
             }
@@ -365,6 +376,9 @@ impl Session {
             self.pending = self.pending.saturating_sub(seen.ready_for_query);
             if let Some(status) = seen.status {
                 self.status = status;
+                if status == TransactionStatus::Idle {
+                    self.gate.transaction_ended();
+                }
             }
         }
         self.server_fatal |= seen.fatal;

@@ -13,7 +13,17 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use airlock::cluster::{ClusterOptions, TempCluster};
+use airlock::policy::Policy;
 use airlock::{Config, Proxy};
+
+/// A policy with one rule that allows every statement.
+pub fn allow_all() -> Policy {
+    Policy::from_sources(&[(
+        "allow-all.toml",
+        "[[rule]]\nname = \"allow-all\"\naction = \"allow\"\n",
+    )])
+    .expect("allow-all policy")
+}
 
 /// Passwords of the roles made for authentication tests.
 pub const PASSWORD: &str = "s3cret-pw";
@@ -124,8 +134,16 @@ impl TestProxy {
         Self::with(config)
     }
 
-    /// A proxy with exactly `config` (its listen port is ignored).
+    /// A proxy with exactly `config` (its listen port is ignored) and a
+    /// policy that allows everything: the core protocol tests are about
+    /// transparency, not decisions. Statements still pass the classifier.
     pub fn with(config: Config) -> TestProxy {
+        Self::with_policy(config, Some(allow_all()))
+    }
+
+    /// A proxy with `config` and `policy`; `None` loads what the config
+    /// names (the shipped policy without a directory).
+    pub fn with_policy(config: Config, policy: Option<Policy>) -> TestProxy {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -139,7 +157,10 @@ impl TestProxy {
                     .await
                     .expect("bind");
                 let addr = listener.local_addr().unwrap();
-                let proxy = Proxy::new(config);
+                let proxy = match policy {
+                    Some(p) => Proxy::with_policy(config, p),
+                    None => Proxy::new(config),
+                };
                 ready_tx.send((addr, proxy.clone())).unwrap();
                 proxy
                     .serve(listener, async {
