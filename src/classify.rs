@@ -11,7 +11,7 @@
 //! so two statements that differ only in literals have the same facts; the
 //! cache relies on that.
 
-mod builtins;
+pub mod builtins;
 pub mod cache;
 pub mod shape;
 mod statement;
@@ -144,6 +144,11 @@ impl Risks {
         self.0 |= other.0;
     }
 
+    #[inline]
+    pub fn remove(&mut self, other: Risks) {
+        self.0 &= !other.0;
+    }
+
     /// The names of the flags set.
     pub fn names(self) -> impl Iterator<Item = &'static str> {
         Risks::ALL
@@ -202,6 +207,27 @@ impl StatementFacts {
     /// A read: the kind is `read` and no flag says otherwise.
     pub fn is_read(&self) -> bool {
         self.kind == Kind::Read && !self.risks.intersects(Risks::NOT_READ)
+    }
+
+    /// The kind policies match on: a `read` that is not proven to be one
+    /// (it calls an unknown function, locks rows, ...) counts as a write.
+    pub fn effective_kind(&self) -> Kind {
+        if self.kind == Kind::Read && !self.is_read() {
+            Kind::Write
+        } else {
+            self.kind
+        }
+    }
+
+    /// Functions called that are not known built-ins without side effects.
+    pub fn unknown_functions(&self) -> impl Iterator<Item = &str> {
+        self.functions.iter().map(String::as_str).filter(|f| {
+            let (schema, name) = match f.rsplit_once('.') {
+                Some((s, n)) => (Some(s), n),
+                None => (None, *f),
+            };
+            !builtins::is_safe_function(schema, name)
+        })
     }
 
     /// Schemas named by the tables this statement touches.
@@ -265,11 +291,6 @@ pub fn classify(sql: &str) -> Facts {
     for s in &mut statements {
         if multi {
             s.risks.insert(Risks::MULTI_STATEMENT);
-        }
-        // A "read" that is not proven to be one is a write as far as any
-        // policy is concerned.
-        if s.kind == Kind::Read && s.risks.intersects(Risks::NOT_READ) {
-            s.kind = Kind::Write;
         }
     }
     Facts {

@@ -41,6 +41,10 @@ pub struct Config {
     /// Classify and decide every statement. Off only to measure what
     /// classification costs: everything is then forwarded unchecked.
     pub classification: bool,
+    /// Run upstream sessions read-only by default, switched to read-write
+    /// only for statements the policy lets through that are not reads (see
+    /// docs/backstop.md).
+    pub read_only_backstop: bool,
 }
 
 impl Config {
@@ -91,6 +95,7 @@ impl Config {
             policies: None,
             groups: Vec::new(),
             classification: true,
+            read_only_backstop: true,
         }
     }
 }
@@ -136,6 +141,9 @@ pub struct Settings {
     /// Classify statements (false only for benchmarks: forwards everything)
     #[arg(long, env = "AIRLOCK_CLASSIFICATION")]
     pub classification: Option<bool>,
+    /// Run reads in read-only transactions on the upstream (default true)
+    #[arg(long, env = "AIRLOCK_READ_ONLY_BACKSTOP")]
+    pub read_only_backstop: Option<bool>,
     /// Requester groups (config file only): `[groups] name = ["role", "glob*"]`
     #[arg(skip)]
     #[serde(default)]
@@ -170,6 +178,7 @@ impl Settings {
             workers: self.workers.or(lower.workers),
             policies: self.policies.or(lower.policies),
             classification: self.classification.or(lower.classification),
+            read_only_backstop: self.read_only_backstop.or(lower.read_only_backstop),
             groups: if self.groups.is_empty() {
                 lower.groups
             } else {
@@ -242,6 +251,7 @@ impl Settings {
         }
         config.policies = self.policies;
         config.classification = self.classification.unwrap_or(true);
+        config.read_only_backstop = self.read_only_backstop.unwrap_or(true);
         config.groups = self.groups.into_iter().collect();
         config.workers = match self.workers {
             Some(0) => {

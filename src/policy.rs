@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::classify::{Facts, StatementFacts};
+use std::sync::Arc;
+
+use crate::classify::{Facts, Risks, StatementFacts};
 pub use rules::{Action, LoadError, Rule};
 
 /// Who is asking, in the terms rules match on.
@@ -93,6 +95,9 @@ pub const NO_RULE: &str = "(no matching rule)";
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     pub rules: Vec<Rule>,
+    /// Functions the policy vouches for as reads (`[functions] read`).
+    /// The read-only backstop is what catches a wrong entry here.
+    pub read_functions: Vec<String>,
     /// The files the rules came from, for reporting and reload.
     pub files: Vec<std::path::PathBuf>,
 }
@@ -151,7 +156,10 @@ impl Policy {
         let mut errors = Vec::new();
         for (name, text) in sources {
             match rules::parse_file(name, text) {
-                Ok(mut r) => policy.rules.append(&mut r),
+                Ok(mut f) => {
+                    policy.rules.append(&mut f.rules);
+                    policy.read_functions.append(&mut f.read_functions);
+                }
                 Err(mut e) => errors.append(&mut e),
             }
         }
@@ -170,6 +178,30 @@ impl Policy {
         } else {
             Err(errors)
         }
+    }
+
+    /// The facts with the functions this policy vouches for counted as
+    /// reads: a statement whose only unknown functions are listed under
+    /// `[functions] read` loses its `unknown_function` flag.
+    pub fn trusted(&self, facts: &Arc<Facts>) -> Arc<Facts> {
+        let vouched = |s: &StatementFacts| {
+            s.risks.contains(Risks::UNKNOWN_FUNCTION)
+                && s.unknown_functions().all(|f| {
+                    self.read_functions
+                        .iter()
+                        .any(|p| glob::matches_object(p, f))
+                })
+        };
+        if self.read_functions.is_empty() || !facts.statements.iter().any(vouched) {
+            return Arc::clone(facts);
+        }
+        let mut adjusted = (**facts).clone();
+        for s in &mut adjusted.statements {
+            if vouched(s) {
+                s.risks.remove(Risks::UNKNOWN_FUNCTION);
+            }
+        }
+        Arc::new(adjusted)
     }
 
     /// The decision for one statement: the first rule that matches it.

@@ -68,10 +68,10 @@ fn check(line_no: usize, line: &str, escapes: Escapes) -> Result<(), String> {
             if facts.is_read() {
                 return Err(format!("line {line_no}: a {k} classified as a read: {sql}"));
             }
-            if first.map(|s| s.kind) != Some(want) {
+            if first.map(|s| s.effective_kind()) != Some(want) {
                 return Err(format!(
                     "line {line_no}: kind {:?}, want {k}: {sql}",
-                    first.map(|s| s.kind)
+                    first.map(|s| s.effective_kind())
                 ));
             }
         }

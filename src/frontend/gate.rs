@@ -32,6 +32,39 @@ pub enum Verdict {
     Refuse(Report),
 }
 
+/// The upstream transaction mode a forwarded message needs, for the
+/// read-only backstop (docs/backstop.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Runs the same either way: SET, COMMIT, Sync, Describe ...
+    Neutral,
+    /// A proven read: run it where PostgreSQL refuses writes.
+    ReadOnly,
+    /// Allowed, and not a read.
+    ReadWrite,
+}
+
+/// The mode `facts` need.
+fn need_of(facts: &Facts) -> Need {
+    if facts.is_read() {
+        return Need::ReadOnly;
+    }
+    let neutral = facts.statements.iter().all(|s| match s.kind {
+        Kind::Session => !s
+            .risks
+            .intersects(Risks::READ_ONLY_CHANGE | Risks::ROLE_CHANGE),
+        Kind::Transaction => {
+            !matches!(s.command.as_str(), "BEGIN" | "START TRANSACTION") && s.risks.is_empty()
+        }
+        _ => s.is_read(),
+    });
+    if neutral {
+        Need::Neutral
+    } else {
+        Need::ReadWrite
+    }
+}
+
 /// Who the session belongs to, as policies see it.
 #[derive(Debug, Clone)]
 pub struct Requesting {
@@ -51,6 +84,10 @@ pub struct Gate {
     portals: HashMap<Vec<u8>, Arc<Facts>>,
     /// Classification switched off (benchmarks only): everything forwards.
     disabled: bool,
+    /// The mode the last forwarded message needs.
+    pub need: Need,
+    /// The last message changes the read-only default itself.
+    pub changes_read_only: bool,
 }
 
 /// Facts for what cannot be known: a FunctionCall by OID, a portal or
@@ -75,6 +112,8 @@ impl Gate {
             statements: HashMap::new(),
             portals: HashMap::new(),
             disabled,
+            need: Need::Neutral,
+            changes_read_only: false,
         }
     }
 
@@ -82,6 +121,8 @@ impl Gate {
     /// bytes; `client_encoding` is the session's. COPY data is streamed past
     /// the gate and never reaches here.
     pub fn inspect(&mut self, tag: u8, body: &[u8], client_encoding: &str) -> Verdict {
+        self.need = Need::Neutral;
+        self.changes_read_only = false;
         if self.disabled {
             return Verdict::Forward;
         }
@@ -94,10 +135,11 @@ impl Gate {
                     return malformed("Query");
                 };
                 let facts = match decode(sql, client_encoding) {
-                    Ok(text) => classify_cached(&text),
+                    Ok(text) => self.policy.trusted(&classify_cached(&text)),
                     Err(report) => return Verdict::Refuse(report),
                 };
                 self.forget_if_statements_change(&facts);
+                self.note_need(&facts);
                 self.verdict(&facts)
             }
             fe::PARSE => {
@@ -105,7 +147,7 @@ impl Gate {
                     return malformed("Parse");
                 };
                 let facts = match decode(p.query, client_encoding) {
-                    Ok(text) => classify_cached(&text),
+                    Ok(text) => self.policy.trusted(&classify_cached(&text)),
                     Err(report) => return Verdict::Refuse(report),
                 };
                 self.forget_if_statements_change(&facts);
@@ -116,6 +158,7 @@ impl Gate {
                     _ => Verdict::Forward,
                 };
                 if matches!(verdict, Verdict::Forward) {
+                    self.note_need(&facts);
                     self.statements.insert(p.statement.to_vec(), facts);
                 }
                 verdict
@@ -129,6 +172,7 @@ impl Gate {
                     .get(b.statement)
                     .cloned()
                     .unwrap_or_else(|| unknown("EXECUTE", Risks::UNKNOWN_STATEMENT));
+                self.note_need(&facts);
                 self.portals.insert(b.portal.to_vec(), facts);
                 Verdict::Forward
             }
@@ -141,6 +185,7 @@ impl Gate {
                     .get(portal)
                     .cloned()
                     .unwrap_or_else(|| unknown("EXECUTE", Risks::UNKNOWN_STATEMENT));
+                self.note_need(&facts);
                 self.verdict(&facts)
             }
             fe::CLOSE => {
@@ -158,6 +203,11 @@ impl Gate {
             }
             _ => Verdict::Forward,
         }
+    }
+
+    fn note_need(&mut self, facts: &Facts) {
+        self.need = need_of(facts);
+        self.changes_read_only = facts.risks().contains(Risks::READ_ONLY_CHANGE);
     }
 
     /// Portals do not outlive their transaction.

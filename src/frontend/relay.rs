@@ -23,6 +23,8 @@ pub struct Seen {
     pub copy_in: bool,
     /// The server sent a FATAL or PANIC error: it is closing the connection.
     pub fatal: bool,
+    /// A statement of the proxy's own, whose answer was swallowed, failed.
+    pub swallowed_error: bool,
 }
 
 /// A malformed upstream stream.
@@ -42,6 +44,12 @@ pub struct Relay {
     /// Errors of the proxy's own that replace the upstream's error for a
     /// refused statement, by refusal number, oldest first.
     refusals: VecDeque<(u64, Vec<u8>)>,
+    /// Answers (up to and including ReadyForQuery) to statements of the
+    /// proxy's own that the client must not see, oldest first: the next
+    /// `swallow` answer segments are dropped.
+    swallow: u32,
+    /// Hide ParameterStatus for this setting (the backstop's own).
+    hidden_parameter: Option<&'static [u8]>,
     /// The session's client_encoding, from ParameterStatus.
     pub client_encoding: String,
 }
@@ -108,6 +116,19 @@ impl Relay {
         self.refusals.push_back((id, report));
     }
 
+    /// Never shows the client ParameterStatus for `name`: the read-only
+    /// backstop changes it behind the client's back.
+    pub fn hide_parameter(&mut self, name: &'static str) {
+        self.hidden_parameter = Some(name.as_bytes());
+    }
+
+    /// Drops the answer to the next sync point (a Query of the proxy's own
+    /// sent while the server was otherwise idle): every message up to and
+    /// including its ReadyForQuery, except asynchronous notifications.
+    pub fn swallow_next(&mut self) {
+        self.swallow += 1;
+    }
+
     /// Walks the newly received bytes of `buf`, marking whole and partial
     /// uninteresting messages ready and reading ReadyForQuery,
     /// ParameterStatus, CopyInResponse and ErrorResponse once complete.
@@ -133,6 +154,26 @@ impl Relay {
                 Some(Err(len)) => return Err(BadFrame(len)),
                 Some(Ok(h)) => h,
             };
+            if self.swallow > 0 && tag != be::NOTIFICATION_RESPONSE {
+                if rest.len() < HEADER_LEN + len {
+                    buf.reserve(HEADER_LEN + len - rest.len());
+                    break;
+                }
+                let body = &rest[HEADER_LEN..HEADER_LEN + len];
+                match tag {
+                    be::READY_FOR_QUERY => {
+                        self.observe(tag, body, &mut seen);
+                        self.swallow -= 1;
+                    }
+                    be::ERROR_RESPONSE => {
+                        self.observe(tag, body, &mut seen);
+                        seen.swallowed_error = true;
+                    }
+                    _ => {}
+                }
+                buf.remove(self.ready, HEADER_LEN + len);
+                continue;
+            }
             match tag {
                 be::READY_FOR_QUERY
                 | be::PARAMETER_STATUS
@@ -143,6 +184,14 @@ impl Relay {
                         break;
                     }
                     let body = &rest[HEADER_LEN..HEADER_LEN + len];
+                    if tag == be::PARAMETER_STATUS && self.hidden_parameter.is_some() {
+                        if let Ok((name, _)) = be::parse_parameter_status(body) {
+                            if Some(name) == self.hidden_parameter {
+                                buf.remove(self.ready, HEADER_LEN + len);
+                                continue;
+                            }
+                        }
+                    }
                     if tag == be::ERROR_RESPONSE && !self.refusals.is_empty() {
                         if let Some(report) = self.take_refusal(body) {
                             buf.remove(self.ready, HEADER_LEN + len);
@@ -304,6 +353,45 @@ mod tests {
         assert_eq!(relay.ready(), want.len());
         assert!(relay.refusals.is_empty());
         assert_eq!(refusal_id(b"at or near \"airlock_refused_12\""), Some(12));
+    }
+
+    #[test]
+    fn swallowed_answers_do_not_reach_the_client() {
+        let mut buf = Buffer::with_capacity(64);
+        let mut relay = Relay::default();
+        relay.swallow_next();
+        let mut m = Vec::new();
+        put_message(&mut m, be::COMMAND_COMPLETE, |b| {
+            b.extend_from_slice(b"SET\0")
+        });
+        put_message(&mut m, be::PARAMETER_STATUS, |b| {
+            b.extend_from_slice(b"default_transaction_read_only\0off\0")
+        });
+        let mut notification = Vec::new();
+        put_message(&mut notification, be::NOTIFICATION_RESPONSE, |b| {
+            b.extend_from_slice(b"\0\0\0\x07chan\0\0")
+        });
+        m.extend_from_slice(&notification);
+        ready_for_query(&mut m, TransactionStatus::Idle);
+        let mut theirs = Vec::new();
+        put_message(&mut theirs, be::COMMAND_COMPLETE, |b| {
+            b.extend_from_slice(b"INSERT 0 1\0")
+        });
+        ready_for_query(&mut theirs, TransactionStatus::Idle);
+        m.extend_from_slice(&theirs);
+        buf.extend(&m[..7]);
+        relay.scan(&mut buf).unwrap();
+        assert_eq!(relay.ready(), 0);
+        buf.extend(&m[7..]);
+        let seen = relay.scan(&mut buf).unwrap();
+        assert_eq!(
+            seen.ready_for_query, 2,
+            "both count for the sync accounting"
+        );
+        let mut want = notification;
+        want.extend_from_slice(&theirs);
+        assert_eq!(buf.bytes(), &want[..]);
+        assert_eq!(relay.ready(), want.len());
     }
 
     #[test]

@@ -25,9 +25,9 @@ use tracing::debug;
 use super::buffer::Buffer;
 use super::cancel::CancelGuard;
 use super::error::SessionError;
-use super::gate::{Gate, Requesting, Verdict};
+use super::gate::{Gate, Need, Requesting, Verdict};
 use super::relay::{refusal_marker, Relay};
-use super::startup::{Established, Identity};
+use super::startup::{Established, Identity, READ_ONLY_DEFAULT};
 use super::Proxy;
 use crate::backend::{UpstreamRead, UpstreamWrite};
 use crate::metrics::Metrics;
@@ -42,6 +42,15 @@ const HIGH_WATER: usize = 256 * 1024;
 const READ_CHUNK: usize = 8 * 1024;
 /// How long a closing session may spend delivering its last bytes.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// The upstream session's read-only default, as the backstop last set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    ReadOnly,
+    ReadWrite,
+    /// A statement the policy allowed changed it; set it again before use.
+    Unknown,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -79,8 +88,10 @@ pub struct Session {
     syncs_since_execute: u32,
     /// The server is in COPY IN mode and ignores Sync and Flush.
     copy_in: bool,
-    /// CopyDone/CopyFail forwarded before the server's CopyInResponse came.
-    copy_ends_early: u32,
+    /// CopyDone/CopyFail forwarded before the server's CopyInResponse came,
+    /// each with the Syncs forwarded between the Execute and it (which the
+    /// server, in COPY IN mode by then, ignores).
+    copy_ends_early: std::collections::VecDeque<u32>,
     /// Body bytes of a CopyData message still streaming from the client.
     copy_remaining: usize,
     /// The server announced it is closing (a FATAL error).
@@ -88,6 +99,11 @@ pub struct Session {
     /// Shutdown asked: close at the next moment the session is idle.
     shutting_down: bool,
     next_refusal: u64,
+    /// The read-only backstop is on.
+    backstop: bool,
+    upstream_mode: Mode,
+    /// Extended-protocol messages were forwarded since the last Sync.
+    batch_open: bool,
     /// Why the client is being disconnected, if it broke the protocol.
     violation: Option<String>,
     max_message_size: usize,
@@ -105,6 +121,11 @@ enum Event {
 
 impl Session {
     pub fn new(e: Established, proxy: &Proxy) -> Self {
+        let backstop = proxy.config.read_only_backstop && proxy.config.classification;
+        let mut relay = Relay::new(e.client_encoding);
+        if backstop {
+            relay.hide_parameter(READ_ONLY_DEFAULT);
+        }
         let (client_rd, client_wr) = e.client.into_split();
         let (server_rd, server_wr) = e.server.into_split();
         Session {
@@ -115,7 +136,7 @@ impl Session {
             client_in: e.client_buf,
             server_out: Buffer::with_capacity(READ_CHUNK),
             server_in: e.server_buf,
-            relay: Relay::new(e.client_encoding),
+            relay,
             gate: Gate::new(
                 Requesting {
                     groups: proxy.config.groups_of(&e.identity.user),
@@ -131,12 +152,15 @@ impl Session {
             pending: 0,
             syncs_since_execute: 0,
             copy_in: false,
-            copy_ends_early: 0,
+            copy_ends_early: Default::default(),
             copy_remaining: 0,
             server_fatal: false,
             shutting_down: false,
             next_refusal: 0,
             violation: None,
+            backstop,
+            upstream_mode: Mode::ReadOnly,
+            batch_open: false,
             max_message_size: proxy.config.max_message_size,
             metrics: Arc::clone(&proxy.metrics),
             process_id: e.process_id,
@@ -294,16 +318,60 @@ impl Session {
                 break;
             }
             let message = &self.client_in.bytes()[..total];
-            match self
-                .gate
-                .inspect(tag, &message[HEADER_LEN..], &self.relay.client_encoding)
-            {
-                Verdict::Forward => self.server_out.extend(message),
+            let verdict =
+                self.gate
+                    .inspect(tag, &message[HEADER_LEN..], &self.relay.client_encoding);
+            match verdict {
+                Verdict::Forward => {
+                    if !self.switch_mode_for(self.gate.need) {
+                        // Wait for the upstream to answer what is in flight;
+                        // the message is decided again then.
+                        break;
+                    }
+                    if self.gate.changes_read_only {
+                        self.upstream_mode = Mode::Unknown;
+                    }
+                    self.server_out.extend(&self.client_in.bytes()[..total]);
+                }
                 Verdict::Refuse(report) => self.refuse(tag, report),
             }
             self.client_in.consume(total);
             self.forwarded(tag);
         }
+    }
+
+    /// The read-only backstop (docs/backstop.md): before a message that
+    /// needs the other mode, switch the upstream session's read-only default
+    /// with a SET of the proxy's own whose answer the client never sees.
+    /// That is only possible between transactions; if statements are still
+    /// in flight, returns false to wait for them. Inside a transaction block
+    /// or an extended-protocol batch the mode stays as it was.
+    fn switch_mode_for(&mut self, need: Need) -> bool {
+        let want = match need {
+            Need::Neutral => return true,
+            Need::ReadOnly => Mode::ReadOnly,
+            Need::ReadWrite => Mode::ReadWrite,
+        };
+        if !self.backstop || self.upstream_mode == want || self.batch_open {
+            return true;
+        }
+        if self.pending > 0 {
+            return false;
+        }
+        if self.status != TransactionStatus::Idle {
+            return true;
+        }
+        let sql: &[u8] = match want {
+            Mode::ReadOnly => b"SET default_transaction_read_only = on",
+            _ => b"SET default_transaction_read_only = off",
+        };
+        let mut q = Vec::with_capacity(48);
+        put_message(&mut q, fe::QUERY, |b| put_cstr(b, sql));
+        self.server_out.extend(&q);
+        self.relay.swallow_next();
+        self.pending += 1;
+        self.upstream_mode = want;
+        true
     }
 
     /// Sends upstream, in place of a refused message, one that fails there
@@ -337,6 +405,13 @@ impl Session {
     #[inline]
     fn forwarded(&mut self, tag: u8) {
         match tag {
+            fe::PARSE | fe::BIND | fe::DESCRIBE | fe::EXECUTE | fe::CLOSE | fe::FLUSH => {
+                self.batch_open = true
+            }
+            fe::SYNC => self.batch_open = false,
+            _ => {}
+        }
+        match tag {
             fe::QUERY | fe::FUNCTION_CALL => {
                 self.pending += 1;
                 self.syncs_since_execute = 0;
@@ -350,7 +425,7 @@ impl Session {
                 if self.copy_in {
                     self.copy_in = false;
                 } else {
-                    self.copy_ends_early += 1;
+                    self.copy_ends_early.push_back(self.syncs_since_execute);
                 }
             }
             fe::TERMINATE => self.state = State::Closing,
@@ -364,8 +439,8 @@ impl Session {
             .scan(&mut self.server_in)
             .map_err(|e| SessionError::ServerProtocol(e.to_string()))?;
         if seen.copy_in {
-            if self.copy_ends_early > 0 {
-                self.copy_ends_early -= 1;
+            if let Some(ignored) = self.copy_ends_early.pop_front() {
+                self.pending = self.pending.saturating_sub(ignored);
             } else {
                 self.copy_in = true;
                 self.pending = self.pending.saturating_sub(self.syncs_since_execute);
@@ -382,6 +457,9 @@ impl Session {
             }
         }
         self.server_fatal |= seen.fatal;
+        if seen.swallowed_error {
+            self.upstream_mode = Mode::Unknown;
+        }
         Ok(())
     }
 

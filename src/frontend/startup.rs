@@ -21,6 +21,9 @@ use crate::protocol::frontend as fe;
 use crate::protocol::startup::{self, StartupPacket, MAX_STARTUP_PACKET};
 use crate::protocol::{peek_header, sqlstate, HEADER_LEN};
 
+/// The setting the read-only backstop holds on upstream sessions.
+pub const READ_ONLY_DEFAULT: &str = "default_transaction_read_only";
+
 /// Largest message accepted in either direction during authentication.
 const MAX_AUTH_MESSAGE: usize = 64 * 1024;
 
@@ -137,8 +140,21 @@ pub async fn establish(
                 return Err(e.into());
             }
         };
+    // The backstop: upstream sessions are read-only unless the session
+    // switches them for a statement the policy let through (see
+    // docs/backstop.md). The client keeps seeing the value it asked for.
+    let backstop = proxy.config.read_only_backstop && proxy.config.classification;
+    let client_read_only = startup
+        .param(READ_ONLY_DEFAULT)
+        .unwrap_or("off")
+        .to_string();
+    let packet = if backstop {
+        startup.with_param(READ_ONLY_DEFAULT, "on")
+    } else {
+        startup.raw.clone()
+    };
     server
-        .write_all(&startup.raw)
+        .write_all(&packet)
         .await
         .map_err(SessionError::Server)?;
 
@@ -188,11 +204,17 @@ pub async fn establish(
                     continue;
                 }
             }
-            be::PARAMETER_STATUS => {
-                if let Ok((b"client_encoding", v)) = be::parse_parameter_status(body) {
+            be::PARAMETER_STATUS => match be::parse_parameter_status(body) {
+                Ok((b"client_encoding", v)) => {
                     client_encoding = String::from_utf8_lossy(v).into_owned();
                 }
-            }
+                Ok((name, _)) if backstop && name == READ_ONLY_DEFAULT.as_bytes() => {
+                    be::parameter_status(&mut auth.out, READ_ONLY_DEFAULT, &client_read_only);
+                    auth.server_buf.consume(HEADER_LEN + len);
+                    continue;
+                }
+                _ => {}
+            },
             be::ERROR_RESPONSE => {
                 // Authentication failed, or the server refused the session:
                 // the client gets PostgreSQL's own error, and we are done.

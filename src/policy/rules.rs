@@ -70,6 +70,23 @@ pub struct Rule {
 struct RawFile {
     #[serde(default)]
     rule: Vec<toml::Spanned<RawRule>>,
+    #[serde(default)]
+    functions: RawFunctions,
+}
+
+/// `[functions] read = ["schema.fn", "report_*"]`: functions the operator
+/// vouches for as reads, beyond the built-ins airlock knows.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFunctions {
+    #[serde(default)]
+    read: Vec<String>,
+}
+
+/// What one rule file holds.
+pub struct ParsedFile {
+    pub rules: Vec<Rule>,
+    pub read_functions: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -123,7 +140,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 }
 
 /// Parses and validates one rule file.
-pub fn parse_file(file: &str, text: &str) -> Result<Vec<Rule>, Vec<LoadError>> {
+pub fn parse_file(file: &str, text: &str) -> Result<ParsedFile, Vec<LoadError>> {
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
         vec![LoadError::new(file, line, e.message().to_string())]
@@ -223,7 +240,10 @@ pub fn parse_file(file: &str, text: &str) -> Result<Vec<Rule>, Vec<LoadError>> {
         });
     }
     if errors.is_empty() {
-        Ok(rules)
+        Ok(ParsedFile {
+            rules,
+            read_functions: raw.functions.read,
+        })
     } else {
         Err(errors)
     }
@@ -239,7 +259,7 @@ impl Rule {
         (self.databases.is_empty() || any_glob(&self.databases, who.database))
             && (self.users.is_empty() || any_glob(&self.users, who.user))
             && (self.groups.is_empty() || self.groups.iter().any(|g| who.groups.contains(g)))
-            && (self.kinds.is_empty() || self.kinds.contains(&s.kind))
+            && (self.kinds.is_empty() || self.kinds.contains(&s.effective_kind()))
             && (self.commands.is_empty()
                 || self
                     .commands

@@ -204,6 +204,14 @@ pub fn parse_backend_key_data(body: &[u8]) -> Option<(u32, u32)> {
     ))
 }
 
+/// Appends a ParameterStatus.
+pub fn parameter_status(out: &mut Vec<u8>, name: &str, value: &str) {
+    put_message(out, PARAMETER_STATUS, |b| {
+        put_cstr(b, name.as_bytes());
+        put_cstr(b, value.as_bytes());
+    });
+}
+
 /// Decodes a ParameterStatus body into (name, value).
 pub fn parse_parameter_status(body: &[u8]) -> Result<(&[u8], &[u8]), Malformed> {
     let mut r = Reader::new(body);

@@ -99,6 +99,26 @@ pub fn parse(packet: &[u8]) -> Result<StartupPacket, Malformed> {
     }
 }
 
+impl StartupMessage {
+    /// The packet with `name` set to `value`, replacing any value the
+    /// client gave it (a name/value parameter is applied after `options`,
+    /// so it wins over `-c name=...` there too).
+    pub fn with_param(&self, name: &str, value: &str) -> Vec<u8> {
+        let mut p = vec![0, 0, 0, 0];
+        p.extend_from_slice(&self.protocol.to_be_bytes());
+        for (k, v) in self.params.iter().filter(|(k, _)| k != name) {
+            super::put_cstr(&mut p, k.as_bytes());
+            super::put_cstr(&mut p, v.as_bytes());
+        }
+        super::put_cstr(&mut p, name.as_bytes());
+        super::put_cstr(&mut p, value.as_bytes());
+        p.push(0);
+        let len = p.len() as u32;
+        p[..4].copy_from_slice(&len.to_be_bytes());
+        p
+    }
+}
+
 /// Builds a CancelRequest packet.
 pub fn cancel_request(process_id: u32, secret_key: u32) -> [u8; 16] {
     let mut p = [0u8; 16];
@@ -137,6 +157,34 @@ mod tests {
         assert_eq!(m.database(), Some("alice"));
         assert_eq!(m.param("application_name"), Some("psql"));
         assert_eq!(m.raw, raw);
+    }
+
+    #[test]
+    fn a_parameter_is_replaced_and_the_rest_kept() {
+        let raw = startup_message(&[
+            ("user", "a"),
+            ("default_transaction_read_only", "off"),
+            ("x", "y"),
+        ]);
+        let StartupPacket::Startup(m) = parse(&raw).unwrap() else {
+            panic!()
+        };
+        let StartupPacket::Startup(m2) =
+            parse(&m.with_param("default_transaction_read_only", "on")).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            m2.params,
+            vec![
+                ("user".to_string(), "a".to_string()),
+                ("x".to_string(), "y".to_string()),
+                (
+                    "default_transaction_read_only".to_string(),
+                    "on".to_string()
+                )
+            ]
+        );
     }
 
     #[test]
