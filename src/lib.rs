@@ -10,6 +10,10 @@
 //!   machine. Every client message passes the session's
 //!   [`frontend::gate::Gate`] before it is forwarded; server messages stream
 //!   back through the [`frontend::relay::Relay`] scanner untouched.
+//! - [`classify`]: SQL → statement facts (kind, tables, functions, risk
+//!   flags) with libpg_query; fails closed; a bounded per-thread cache.
+//! - [`policy`]: ordered rule files → allow / deny / require approval;
+//!   policy test cases; live reload.
 //! - [`backend`]: connections to the upstream PostgreSQL server.
 //! - [`config`]: settings from flags, `AIRLOCK_*` variables and TOML.
 //! - [`admin`]: the HTTP admin API (health, readiness, metrics).
