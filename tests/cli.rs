@@ -187,3 +187,96 @@ fn readyz_reports_an_unreachable_upstream() {
     sigterm(&child);
     assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
 }
+
+/// Policy reload without restart: on file change and on SIGHUP; a broken
+/// file keeps the old policy in force and is logged with file and line.
+#[test]
+fn policies_reload_on_change_and_sighup_and_survive_broken_files() {
+    let pg = pg();
+    let dir = std::env::temp_dir().join(unique("airlock-policies"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let deny_all =
+        "[[rule]]\nname = \"deny-all\"\naction = \"deny\"\nmessage = \"closed for maintenance\"\n";
+    let allow_all = "[[rule]]\nname = \"allow-all\"\naction = \"allow\"\n";
+    std::fs::write(dir.join("p.toml"), deny_all).unwrap();
+    let listen = airlock::cluster::free_port().unwrap();
+    let mut child = airlock()
+        .args(["serve", "--listen", &format!("127.0.0.1:{listen}")])
+        .args(["--upstream", &pg.addr, "--policies"])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_port(listen, &mut child);
+    let run = || psql(listen, "postgres", "airlock_test", &["-Atc", "select 6*7"]);
+    let out = run();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("closed for maintenance"));
+
+    // A file change is picked up without a restart.
+    std::fs::write(dir.join("p.toml"), allow_all).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !run().status.success() {
+        assert!(Instant::now() < deadline, "policy change not picked up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // A broken file: the old policy (allow-all) stays in force.
+    std::fs::write(
+        dir.join("p.toml"),
+        "[[rule]]\nname = \"x\"\nactoin = \"deny\"\n",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(stdout_ok(&run()).trim(), "42");
+
+    // Fixed while the poller sleeps, then SIGHUP: reloaded at once.
+    std::fs::write(dir.join("p.toml"), deny_all).unwrap();
+    let ok = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while run().status.success() {
+        assert!(Instant::now() < deadline, "SIGHUP reload not picked up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        log.contains("p.toml") && log.contains("line=3") && log.contains("previous policy stays"),
+        "the broken file is logged with file and line:\n{log}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_broken_policy_directory_refuses_to_start() {
+    let dir = std::env::temp_dir().join(unique("airlock-bad-policies"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("a.toml"),
+        "[[rule]]\nname = \"a\"\naction = \"maybe\"\n",
+    )
+    .unwrap();
+    let out = airlock()
+        .args(["serve", "--upstream", "127.0.0.1:1", "--policies"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("a.toml") && err.contains("maybe"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

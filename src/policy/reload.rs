@@ -53,8 +53,8 @@ pub fn reload(dir: &Path, tx: &watch::Sender<Arc<Policy>>) -> bool {
     }
 }
 
-/// Watches `dir` until `tx` has no receivers left: reloads on SIGHUP and
-/// when a rule file changes.
+/// Watches `dir` for as long as the task runs (the proxy aborts it when it
+/// stops): reloads on SIGHUP and when a rule file changes.
 pub async fn watch_dir(dir: PathBuf, tx: watch::Sender<Arc<Policy>>) {
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
@@ -86,7 +86,6 @@ pub async fn watch_dir(dir: PathBuf, tx: watch::Sender<Arc<Policy>>) {
                     reload(&dir, &tx);
                 }
             }
-            _ = tx.closed() => return,
         }
     }
 }
