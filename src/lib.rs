@@ -36,6 +36,7 @@ pub mod frontend;
 pub mod metrics;
 pub mod policy;
 pub mod protocol;
+pub mod store;
 
 pub use config::Config;
 pub use frontend::{serve, Proxy};
