@@ -1,0 +1,305 @@
+//! `cargo bench --bench classify`: what classifying one statement costs,
+//! parsed every time (`classify`) and through the per-thread shape cache
+//! (`classify_cached`, warm), for statements real clients send.
+//!
+//! Each statement comes in [`VARIANTS`] versions that differ only in their
+//! literal values (the account id, the delta, the oid psql looks up), and
+//! every iteration takes the next one, as a busy session would: the parser
+//! sees new text each time and the cache has to find the shape, not the
+//! text. Both functions get the same inputs in the same order.
+//!
+//! Criterion prints its usual report for each benchmark; at the end a table
+//! puts the two side by side with the speed-up. The times there are the
+//! slope of elapsed time over iterations across criterion's measurement
+//! samples (criterion's own point estimate for its linear sampling).
+//!
+//! Run in test mode (`cargo test --all-targets`, which does not pass
+//! `--bench`), criterion runs each benchmark once; the checks below still
+//! run, the timing table is left out.
+
+use std::cell::RefCell;
+use std::hint::black_box;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+
+use airlock::classify::cache::{self, classify_cached, MAX_KEY};
+use airlock::classify::{classify, Facts};
+
+/// Versions of each statement, cycled through.
+const VARIANTS: usize = 256;
+
+/// One statement of the representative set.
+struct Case {
+    /// Benchmark group name (criterion's directory name).
+    id: &'static str,
+    /// What the summary calls it.
+    label: &'static str,
+    /// The statement's versions, differing only in literals.
+    inputs: Vec<String>,
+    /// Whether the cache should serve it (false above [`MAX_KEY`]).
+    cached: bool,
+}
+
+/// A small deterministic generator (xorshift64*), so every run classifies
+/// the same texts.
+struct Numbers(u64);
+
+impl Numbers {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % below
+    }
+
+    fn aid(&mut self) -> u64 {
+        // pgbench scale 10: accounts 1..=1,000,000.
+        1 + self.next(1_000_000)
+    }
+}
+
+/// psql 15's `\d customers` column query (from corpus_clients.txt), for the
+/// table with oid `oid`.
+fn psql_describe_columns(oid: u64) -> String {
+    format!(
+        "SELECT a.attname,
+  pg_catalog.format_type(a.atttypid, a.atttypmod),
+  (SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid, true)
+   FROM pg_catalog.pg_attrdef d
+   WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.atthasdef),
+  a.attnotnull,
+  (SELECT c.collname FROM pg_catalog.pg_collation c, pg_catalog.pg_type t
+   WHERE c.oid = a.attcollation AND t.oid = a.atttypid AND a.attcollation <> t.typcollation) AS attcollation,
+  a.attidentity,
+  a.attgenerated
+FROM pg_catalog.pg_attribute a
+WHERE a.attrelid = '{oid}' AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum;"
+    )
+}
+
+fn in_list(n: &mut Numbers, ids: usize) -> String {
+    let list: Vec<String> = (0..ids).map(|_| n.aid().to_string()).collect();
+    format!(
+        "SELECT aid, bid, abalance FROM pgbench_accounts WHERE aid IN ({})",
+        list.join(", ")
+    )
+}
+
+fn cases() -> Vec<Case> {
+    let mut n = Numbers(0x9e37_79b9_7f4a_7c15);
+    let mut versions = |f: &mut dyn FnMut(&mut Numbers) -> String| -> Vec<String> {
+        (0..VARIANTS).map(|_| f(&mut n)).collect()
+    };
+    vec![
+        Case {
+            id: "pgbench_select",
+            label: "pgbench -S SELECT",
+            inputs: versions(&mut |n| {
+                format!(
+                    "SELECT abalance FROM pgbench_accounts WHERE aid = {};",
+                    n.aid()
+                )
+            }),
+            cached: true,
+        },
+        Case {
+            id: "pgbench_update",
+            label: "pgbench TPC-B UPDATE",
+            inputs: versions(&mut |n| {
+                let delta = n.next(10_001) as i64 - 5000;
+                format!(
+                    "UPDATE pgbench_accounts SET abalance = abalance + {delta} WHERE aid = {};",
+                    n.aid()
+                )
+            }),
+            cached: true,
+        },
+        Case {
+            id: "psql_describe",
+            label: "psql \\d columns (catalog)",
+            inputs: versions(&mut |n| psql_describe_columns(16384 + n.next(100_000))),
+            cached: true,
+        },
+        Case {
+            id: "three_statements",
+            label: "3 statements, one Query",
+            inputs: versions(&mut |n| {
+                let (aid, tid, bid) = (n.aid(), 1 + n.next(100), 1 + n.next(10));
+                let delta = n.next(10_001) as i64 - 5000;
+                format!(
+                    "UPDATE pgbench_accounts SET abalance = abalance + {delta} WHERE aid = {aid}; \
+                     SELECT abalance FROM pgbench_accounts WHERE aid = {aid}; \
+                     INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) \
+                     VALUES ({tid}, {bid}, {aid}, {delta}, CURRENT_TIMESTAMP);"
+                )
+            }),
+            cached: true,
+        },
+        Case {
+            id: "in_list_500",
+            label: "IN list, 500 ids",
+            inputs: versions(&mut |n| in_list(n, 500)),
+            cached: true,
+        },
+        Case {
+            id: "in_list_2000",
+            label: "IN list, 2000 ids (> MAX_KEY)",
+            inputs: versions(&mut |n| in_list(n, 2000)),
+            cached: false,
+        },
+    ]
+}
+
+/// Checks that the inputs parse, that both functions agree, and that the
+/// cache serves the versions of a statement from one entry (or, above
+/// [`MAX_KEY`], not at all). Leaves the cache warm.
+fn check_and_warm(case: &Case) {
+    let first = classify_cached(&case.inputs[0]);
+    let (entries, _) = cache::stats();
+    for (i, sql) in case.inputs.iter().enumerate() {
+        let cached = classify_cached(sql);
+        assert_eq!(
+            Arc::ptr_eq(&cached, &first),
+            case.cached,
+            "{}: the cache {} this statement",
+            case.id,
+            if case.cached { "misses" } else { "serves" }
+        );
+        // Parsing every version would make `cargo test` slow for nothing.
+        if i < 8 {
+            let plain: Facts = classify(sql);
+            assert!(plain.error.is_none(), "{}: {:?}", case.id, plain.error);
+            assert_eq!(*cached, plain, "{}: cached facts differ", case.id);
+        }
+        if !case.cached && i >= 8 {
+            break;
+        }
+    }
+    assert_eq!(cache::stats().0, entries, "{}: new cache entries", case.id);
+    assert_eq!(case.inputs.iter().all(|s| s.len() <= MAX_KEY), case.cached);
+}
+
+/// Every call criterion made to one benchmark's routine: (iterations,
+/// elapsed).
+type Calls = Rc<RefCell<Vec<(u64, Duration)>>>;
+
+/// Benchmarks `f` over the versions of `case`, cycling through them, and
+/// records every call in `calls`.
+fn bench_one<R>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    case: &Case,
+    calls: &Calls,
+    f: impl Fn(&str) -> R,
+) {
+    let calls = Rc::clone(calls);
+    let mut next = 0;
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                black_box(f(black_box(&case.inputs[next])));
+                next = (next + 1) % VARIANTS;
+            }
+            let elapsed = start.elapsed();
+            calls.borrow_mut().push((iters, elapsed));
+            elapsed
+        })
+    });
+}
+
+/// Time per iteration in nanoseconds over criterion's measurement samples.
+///
+/// Criterion first warms up with doubling iteration counts, then takes its
+/// samples with counts that never fall (d, 2d, 3d, ... or all equal), the
+/// first far below the last warm-up count; the samples are the calls after
+/// the last drop. The estimate is the least-squares slope through the
+/// origin, as criterion computes it. `None` without samples (test mode).
+fn per_iteration_ns(calls: &[(u64, Duration)]) -> Option<f64> {
+    let start = (1..calls.len())
+        .rev()
+        .find(|&k| calls[k].0 < calls[k - 1].0)?;
+    let samples = &calls[start..];
+    let xy: f64 = samples
+        .iter()
+        .map(|(n, t)| *n as f64 * t.as_nanos() as f64)
+        .sum();
+    let xx: f64 = samples.iter().map(|(n, _)| (*n as f64).powi(2)).sum();
+    (xx > 0.0).then(|| xy / xx)
+}
+
+fn time(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} us", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+fn main() {
+    let cases = cases();
+    for case in &cases {
+        check_and_warm(case);
+    }
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .without_plots()
+        .configure_from_args();
+
+    let mut recorded = Vec::new();
+    for case in &cases {
+        let uncached: Calls = Default::default();
+        let cached: Calls = Default::default();
+        let mut group = c.benchmark_group(case.id);
+        bench_one(&mut group, "uncached", case, &uncached, classify);
+        // Warm again: other cases ran in between (they do not evict at
+        // these sizes, but the measurement should not depend on that).
+        classify_cached(&case.inputs[0]);
+        bench_one(&mut group, "cached", case, &cached, classify_cached);
+        group.finish();
+        recorded.push((case, uncached, cached));
+    }
+    c.final_summary();
+
+    println!();
+    println!("Classification per statement: classify vs classify_cached (warm), same inputs");
+    println!(
+        "  {:<32} {:>6} {:>11} {:>11} {:>9}",
+        "statement", "bytes", "uncached", "cached", "speed-up"
+    );
+    let mut printed = false;
+    for (case, uncached, cached) in &recorded {
+        let (Some(u), Some(c)) = (
+            per_iteration_ns(&uncached.borrow()),
+            per_iteration_ns(&cached.borrow()),
+        ) else {
+            continue;
+        };
+        printed = true;
+        let bytes = case.inputs.iter().map(String::len).sum::<usize>() / case.inputs.len();
+        println!(
+            "  {:<32} {:>6} {:>11} {:>11} {:>8.1}x",
+            case.label,
+            bytes,
+            time(u),
+            time(c),
+            u / c
+        );
+    }
+    if !printed {
+        println!("  (no measurements: run `cargo bench --bench classify` to time them)");
+    } else {
+        println!(
+            "  bytes: average statement length. Times per statement, each iteration with the \
+             next of {VARIANTS} versions\n  differing in literals. Statements longer than \
+             MAX_KEY ({MAX_KEY} bytes) bypass the cache."
+        );
+    }
+}
