@@ -37,6 +37,9 @@ pub struct Proxy {
     pub metrics: Arc<Metrics>,
     /// The live policy; sessions subscribe, reloads publish.
     pub policy: watch::Sender<Arc<Policy>>,
+    /// The approval service; without it, statements that need approval are
+    /// refused.
+    pub approvals: std::sync::OnceLock<Arc<crate::approval::Approvals>>,
     shutdown_tx: watch::Sender<bool>,
 }
 
@@ -68,6 +71,7 @@ impl Proxy {
             cancels: Arc::default(),
             metrics: Arc::default(),
             policy,
+            approvals: std::sync::OnceLock::new(),
             shutdown_tx,
         })
     }

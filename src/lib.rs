@@ -27,6 +27,7 @@
 #![deny(unsafe_code)]
 
 pub mod admin;
+pub mod approval;
 pub mod backend;
 pub mod classify;
 pub mod cluster;

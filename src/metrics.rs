@@ -15,6 +15,8 @@ pub struct Metrics {
     pub upstream_lost: AtomicU64,
     pub client_protocol_errors: AtomicU64,
     pub cancel_requests: AtomicU64,
+    pub holds_started: AtomicU64,
+    pub holds_pending: AtomicU64,
 }
 
 /// Keeps `sessions_active` up while it lives.
@@ -81,6 +83,18 @@ impl Metrics {
             "counter",
             "Sessions closed for a client protocol violation.",
             &self.client_protocol_errors,
+        );
+        metric(
+            "holds_total",
+            "counter",
+            "Statements held for review.",
+            &self.holds_started,
+        );
+        metric(
+            "holds_pending",
+            "gauge",
+            "Statements held for review now.",
+            &self.holds_pending,
         );
         metric(
             "cancel_requests_total",

@@ -13,6 +13,7 @@
 
 pub mod backend;
 pub mod frontend;
+pub mod params;
 pub mod sqlstate;
 pub mod startup;
 

@@ -1,7 +1,9 @@
 //! Routing of CancelRequests. Each client sees the upstream's real process id
 //! (drivers compare it with `pg_backend_pid()`, and NotificationResponse
 //! carries it) but a secret key the proxy chose; a CancelRequest is matched
-//! on both and re-sent upstream with the real key.
+//! on both and handed to its session, which withdraws a held statement
+//! itself (nothing runs upstream) or re-sends the cancel upstream with the
+//! real key.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,13 +22,24 @@ pub struct CancelTarget {
 /// only at session start and end and on a cancel, never across an await.
 #[derive(Default)]
 pub struct CancelRegistry {
-    keys: Mutex<HashMap<(u32, u32), CancelTarget>>,
+    keys: Mutex<HashMap<(u32, u32), Entry>>,
+}
+
+/// A live session's cancel keys and the way to tell it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub target: CancelTarget,
+    pub session: tokio::sync::mpsc::UnboundedSender<()>,
 }
 
 impl CancelRegistry {
     /// Registers a session's upstream keys and returns the secret key to hand
     /// the client, with a guard that unregisters it when dropped.
-    pub fn register(self: &Arc<Self>, target: CancelTarget) -> (u32, CancelGuard) {
+    pub fn register(
+        self: &Arc<Self>,
+        target: CancelTarget,
+        session: tokio::sync::mpsc::UnboundedSender<()>,
+    ) -> (u32, CancelGuard) {
         let key_pid = target.process_id;
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         let secret = loop {
@@ -35,7 +48,7 @@ impl CancelRegistry {
                 break s;
             }
         };
-        keys.insert((key_pid, secret), target);
+        keys.insert((key_pid, secret), Entry { target, session });
         (
             secret,
             CancelGuard {
@@ -45,8 +58,8 @@ impl CancelRegistry {
         )
     }
 
-    /// The upstream keys for the keys a client presented, if they are live.
-    pub fn lookup(&self, process_id: u32, secret_key: u32) -> Option<CancelTarget> {
+    /// The session for the keys a client presented, if they are live.
+    pub fn lookup(&self, process_id: u32, secret_key: u32) -> Option<Entry> {
         let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         keys.get(&(process_id, secret_key)).cloned()
     }
@@ -77,10 +90,11 @@ mod tests {
             process_id: 99,
             secret_key: 1234,
         };
-        let (secret, guard) = reg.register(target.clone());
-        assert_eq!(reg.lookup(99, secret), Some(target));
-        assert_eq!(reg.lookup(99, secret.wrapping_add(1)), None);
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let (secret, guard) = reg.register(target.clone(), tx);
+        assert_eq!(reg.lookup(99, secret).map(|e| e.target), Some(target));
+        assert!(reg.lookup(99, secret.wrapping_add(1)).is_none());
         drop(guard);
-        assert_eq!(reg.lookup(99, secret), None);
+        assert!(reg.lookup(99, secret).is_none());
     }
 }

@@ -19,6 +19,7 @@ use crate::classify::{cache::classify_cached, Facts, Kind, Risks, StatementFacts
 use crate::policy::{Decision, Policy, Requester};
 use crate::protocol::backend::Report;
 use crate::protocol::frontend as fe;
+use crate::protocol::params;
 use crate::protocol::sqlstate;
 
 /// What the session does with one client message.
@@ -30,6 +31,36 @@ pub enum Verdict {
     /// (ErrorResponse, then discard until Sync in the extended protocol, then
     /// ReadyForQuery).
     Refuse(Report),
+    /// Hold it (and everything after it) until reviewers decide.
+    Hold(HoldRequest),
+}
+
+/// What a held statement needs reviewed.
+#[derive(Debug, Clone)]
+pub struct HoldRequest {
+    pub sql: String,
+    pub params: Vec<Option<String>>,
+    pub rule: String,
+    pub risks: Vec<String>,
+    pub approvers: Vec<String>,
+    pub approvals: u32,
+    pub timeout: std::time::Duration,
+    pub facts: Arc<Facts>,
+}
+
+/// A prepared statement as the gate remembers it.
+struct Prepared {
+    facts: Arc<Facts>,
+    sql: Arc<str>,
+    param_types: Vec<u32>,
+}
+
+/// A portal: its statement's facts, and for statements that need approval
+/// the SQL and bound parameters a reviewer will see.
+struct Portal {
+    facts: Arc<Facts>,
+    sql: Option<Arc<str>>,
+    params: Vec<Option<String>>,
 }
 
 /// The upstream transaction mode a forwarded message needs, for the
@@ -78,10 +109,10 @@ pub struct Gate {
     who: Requesting,
     policy_rx: watch::Receiver<Arc<Policy>>,
     policy: Arc<Policy>,
-    /// Facts of prepared statements, by name ("" is the unnamed one).
-    statements: HashMap<Vec<u8>, Arc<Facts>>,
-    /// Facts of portals, by name.
-    portals: HashMap<Vec<u8>, Arc<Facts>>,
+    /// Prepared statements, by name ("" is the unnamed one).
+    statements: HashMap<Vec<u8>, Prepared>,
+    /// Portals, by name.
+    portals: HashMap<Vec<u8>, Portal>,
     /// Classification switched off (benchmarks only): everything forwards.
     disabled: bool,
     /// The mode the last forwarded message needs.
@@ -134,32 +165,45 @@ impl Gate {
                 let Ok(sql) = fe::parse_query(body) else {
                     return malformed("Query");
                 };
-                let facts = match decode(sql, client_encoding) {
-                    Ok(text) => self.policy.trusted(&classify_cached(&text)),
+                let (text, facts) = match decode(sql, client_encoding) {
+                    Ok(text) => {
+                        let facts = self.policy.trusted(&classify_cached(&text));
+                        (text, facts)
+                    }
                     Err(report) => return Verdict::Refuse(report),
                 };
                 self.forget_if_statements_change(&facts);
                 self.note_need(&facts);
-                self.verdict(&facts)
+                self.verdict(&facts, || (text.into_owned(), Vec::new()))
             }
             fe::PARSE => {
                 let Ok(p) = fe::parse_parse(body) else {
                     return malformed("Parse");
                 };
-                let facts = match decode(p.query, client_encoding) {
-                    Ok(text) => self.policy.trusted(&classify_cached(&text)),
+                let (text, facts) = match decode(p.query, client_encoding) {
+                    Ok(text) => {
+                        let facts = self.policy.trusted(&classify_cached(&text));
+                        (text, facts)
+                    }
                     Err(report) => return Verdict::Refuse(report),
                 };
                 self.forget_if_statements_change(&facts);
                 let verdict = match self.decide(&facts) {
                     // Denials stop at Parse; statements that need approval
-                    // are stopped when executed.
+                    // are held when executed.
                     d @ Decision::Deny { .. } => refusal(&facts, &d),
                     _ => Verdict::Forward,
                 };
                 if matches!(verdict, Verdict::Forward) {
                     self.note_need(&facts);
-                    self.statements.insert(p.statement.to_vec(), facts);
+                    self.statements.insert(
+                        p.statement.to_vec(),
+                        Prepared {
+                            facts,
+                            sql: Arc::from(text.as_ref()),
+                            param_types: p.param_types,
+                        },
+                    );
                 }
                 verdict
             }
@@ -167,39 +211,61 @@ impl Gate {
                 let Ok(b) = fe::parse_bind(body) else {
                     return malformed("Bind");
                 };
-                let facts = self
-                    .statements
-                    .get(b.statement)
-                    .cloned()
-                    .unwrap_or_else(|| unknown("EXECUTE", Risks::UNKNOWN_STATEMENT));
-                self.note_need(&facts);
-                self.portals.insert(b.portal.to_vec(), facts);
+                let portal = match self.statements.get(b.statement) {
+                    None => Portal {
+                        facts: unknown("EXECUTE", Risks::UNKNOWN_STATEMENT),
+                        sql: None,
+                        params: Vec::new(),
+                    },
+                    Some(p) => {
+                        // Parameters are decoded only for statements a
+                        // reviewer will see.
+                        let held = matches!(self.decide(&p.facts), Decision::RequireApproval { .. });
+                        Portal {
+                            facts: Arc::clone(&p.facts),
+                            sql: held.then(|| Arc::clone(&p.sql)),
+                            params: if held { bound_params(&b, &p.param_types) } else { Vec::new() },
+                        }
+                    }
+                };
+                self.note_need(&portal.facts);
+                self.portals.insert(b.portal.to_vec(), portal);
                 Verdict::Forward
             }
             fe::EXECUTE => {
                 let Ok((portal, _)) = fe::parse_execute(body) else {
                     return malformed("Execute");
                 };
-                let facts = self
-                    .portals
-                    .get(portal)
-                    .cloned()
-                    .unwrap_or_else(|| unknown("EXECUTE", Risks::UNKNOWN_STATEMENT));
+                let (facts, sql, params) = match self.portals.get(portal) {
+                    Some(p) => (Arc::clone(&p.facts), p.sql.clone(), p.params.clone()),
+                    None => (unknown("EXECUTE", Risks::UNKNOWN_STATEMENT), None, Vec::new()),
+                };
                 self.note_need(&facts);
-                self.verdict(&facts)
+                self.verdict(&facts, || {
+                    let sql = sql.map_or_else(|| "(a statement airlock did not see prepared)".to_string(), |s| s.to_string());
+                    (sql, params)
+                })
             }
             fe::CLOSE => {
                 if let Ok((kind, name)) = fe::parse_target(body) {
-                    match kind {
-                        b'S' => self.statements.remove(name),
-                        _ => self.portals.remove(name),
-                    };
+                    if kind == b'S' {
+                        self.statements.remove(name);
+                    } else {
+                        self.portals.remove(name);
+                    }
                 }
                 Verdict::Forward
             }
             fe::FUNCTION_CALL => {
                 let facts = unknown("FUNCTION CALL", Risks::UNKNOWN_FUNCTION);
-                self.verdict(&facts)
+                // A call by OID cannot be shown to a reviewer: refused.
+                match self.decide(&facts) {
+                    Decision::Allow { .. } => Verdict::Forward,
+                    d => refusal(&facts, &Decision::Deny {
+                        rule: d.rule().to_string(),
+                        message: "function calls by OID cannot be reviewed; call the function in SQL".into(),
+                    }),
+                }
             }
             _ => Verdict::Forward,
         }
@@ -226,8 +292,33 @@ impl Gate {
         self.policy.decide(facts, &who)
     }
 
-    fn verdict(&self, facts: &Facts) -> Verdict {
-        refusal(facts, &self.decide(facts))
+    /// Forward, refuse, or hold (with the SQL and parameters `what` gives).
+    fn verdict(
+        &self,
+        facts: &Arc<Facts>,
+        what: impl FnOnce() -> (String, Vec<Option<String>>),
+    ) -> Verdict {
+        match self.decide(facts) {
+            Decision::RequireApproval {
+                rule,
+                approvers,
+                approvals,
+                timeout,
+            } if facts.error.is_none() => {
+                let (sql, params) = what();
+                Verdict::Hold(HoldRequest {
+                    sql,
+                    params,
+                    rule,
+                    risks: facts.risks().names().map(str::to_string).collect(),
+                    approvers,
+                    approvals,
+                    timeout,
+                    facts: Arc::clone(facts),
+                })
+            }
+            d => refusal(facts, &d),
+        }
     }
 
     /// SQL-level PREPARE, DEALLOCATE and DISCARD change prepared statements
@@ -241,6 +332,17 @@ impl Gate {
             self.portals.clear();
         }
     }
+}
+
+/// The bound parameters of a Bind, decoded for a reviewer.
+fn bound_params(b: &fe::Bind<'_>, types: &[u32]) -> Vec<Option<String>> {
+    b.params
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            params::display(*v, params::format_of(&b.param_formats, i), types.get(i).copied().unwrap_or(0))
+        })
+        .collect()
 }
 
 /// Forward, or the error a client gets instead of a result. Text the

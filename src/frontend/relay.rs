@@ -25,6 +25,8 @@ pub struct Seen {
     pub fatal: bool,
     /// A statement of the proxy's own, whose answer was swallowed, failed.
     pub swallowed_error: bool,
+    /// Rows reported by the last CommandComplete, while capturing.
+    pub rows: Option<i64>,
 }
 
 /// A malformed upstream stream.
@@ -48,6 +50,8 @@ pub struct Relay {
     /// proxy's own that the client must not see, oldest first: the next
     /// `swallow` answer segments are dropped.
     swallow: u32,
+    /// Read CommandComplete tags for their row counts.
+    capture: bool,
     /// Hide ParameterStatus for this setting (the backstop's own).
     hidden_parameter: Option<&'static [u8]>,
     /// The session's client_encoding, from ParameterStatus.
@@ -63,6 +67,14 @@ pub fn refusal_marker(id: u64) -> String {
 }
 
 const REFUSAL_PREFIX: &str = "airlock_refused_";
+
+/// The row count at the end of a CommandComplete tag (`UPDATE 3`,
+/// `INSERT 0 1`), if it has one.
+fn command_rows(body: &[u8]) -> Option<i64> {
+    let tag = body.split(|&b| b == 0).next()?;
+    let last = tag.rsplit(|&b| b == b' ').next()?;
+    std::str::from_utf8(last).ok()?.parse().ok()
+}
 
 /// The refusal number named by an upstream error's message, if any.
 fn refusal_id(message: &[u8]) -> Option<u64> {
@@ -114,6 +126,12 @@ impl Relay {
     /// replaced by `report` (an encoded ErrorResponse).
     pub fn expect_refusal(&mut self, id: u64, report: Vec<u8>) {
         self.refusals.push_back((id, report));
+    }
+
+    /// Reports row counts from CommandComplete while `on` (an approved
+    /// statement is running).
+    pub fn capture_rows(&mut self, on: bool) {
+        self.capture = on;
     }
 
     /// Never shows the client ParameterStatus for `name`: the read-only
@@ -174,7 +192,17 @@ impl Relay {
                 buf.remove(self.ready, HEADER_LEN + len);
                 continue;
             }
+            let inspect = self.capture && tag == be::COMMAND_COMPLETE;
             match tag {
+                _ if inspect => {
+                    if rest.len() < HEADER_LEN + len {
+                        buf.reserve(HEADER_LEN + len - rest.len());
+                        break;
+                    }
+                    let body = &rest[HEADER_LEN..HEADER_LEN + len];
+                    seen.rows = command_rows(body);
+                    self.ready += HEADER_LEN + len;
+                }
                 be::READY_FOR_QUERY
                 | be::PARAMETER_STATUS
                 | be::COPY_IN_RESPONSE

@@ -13,6 +13,8 @@
 //! knows when the upstream is idle, and it knows the transaction status from
 //! the last ReadyForQuery.
 
+mod hold;
+
 use std::io::ErrorKind;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +31,9 @@ use super::gate::{Gate, Need, Requesting, Verdict};
 use super::relay::{refusal_marker, Relay};
 use super::startup::{Established, Identity, READ_ONLY_DEFAULT};
 use super::Proxy;
+use crate::approval::hold::HoldEvent;
+use crate::approval::Approvals;
+use hold::{Executing, Held};
 use crate::backend::{UpstreamRead, UpstreamWrite};
 use crate::metrics::Metrics;
 use crate::protocol::backend::{Report, TransactionStatus};
@@ -104,6 +109,22 @@ pub struct Session {
     upstream_mode: Mode,
     /// Extended-protocol messages were forwarded since the last Sync.
     batch_open: bool,
+    /// The approval service, if a store is configured.
+    approvals: Option<Arc<Approvals>>,
+    /// The statement held for review, if any (its message is still at the
+    /// front of `client_in`).
+    hold: Option<Held>,
+    /// The message at the front of `client_in` was approved: forward it
+    /// without asking the gate again.
+    approved_head: bool,
+    /// An approved statement running upstream.
+    executing: Option<Executing>,
+    /// Rows the last CommandComplete reported, while executing.
+    last_rows: Option<i64>,
+    /// CancelRequests for this session.
+    cancels: tokio::sync::mpsc::UnboundedReceiver<()>,
+    cancel_target: Option<super::cancel::CancelTarget>,
+    connect_timeout: Duration,
     /// Why the client is being disconnected, if it broke the protocol.
     violation: Option<String>,
     max_message_size: usize,
@@ -115,6 +136,8 @@ pub struct Session {
 enum Event {
     ServerRead(std::io::Result<usize>),
     ClientRead(std::io::Result<usize>),
+    Hold(HoldEvent),
+    Cancel,
     Writable(Result<(), SessionError>),
     Shutdown,
 }
@@ -158,6 +181,14 @@ impl Session {
             shutting_down: false,
             next_refusal: 0,
             violation: None,
+            approvals: proxy.approvals.get().cloned(),
+            hold: None,
+            approved_head: false,
+            executing: None,
+            last_rows: None,
+            cancels: e.cancels,
+            cancel_target: e.cancel_target,
+            connect_timeout: proxy.config.connect_timeout,
             backstop,
             upstream_mode: Mode::ReadOnly,
             batch_open: false,
@@ -225,6 +256,8 @@ impl Session {
                 r = self.server_wr.writable(), if write_server => {
                     Event::Writable(r.map_err(SessionError::Server))
                 }
+                ev = hold::next_event(&mut self.hold), if self.hold.is_some() => Event::Hold(ev),
+                Some(()) = self.cancels.recv() => Event::Cancel,
                 _ = shutdown.changed(), if !self.shutting_down => Event::Shutdown,
                 _ = sleep_until(drain_deadline), if drain_deadline.is_some() => {
                     // The upstream never finished: report and close anyway.
@@ -238,6 +271,8 @@ impl Session {
                 Event::ServerRead(r) => self.read_server(r)?,
                 Event::ClientRead(r) => self.read_client(r)?,
                 Event::Writable(r) => r?,
+                Event::Hold(ev) => self.on_hold_event(ev),
+                Event::Cancel => self.on_cancel(),
                 Event::Shutdown => self.shutting_down = true,
             }
         }
@@ -273,7 +308,7 @@ impl Session {
 
     /// Frames client bytes into messages and passes each through the gate.
     fn on_client_data(&mut self) {
-        while self.state == State::Open {
+        while self.state == State::Open && self.hold.is_none() {
             if self.copy_remaining > 0 {
                 let n = self.copy_remaining.min(self.client_in.len());
                 if n == 0 {
@@ -318,9 +353,12 @@ impl Session {
                 break;
             }
             let message = &self.client_in.bytes()[..total];
-            let verdict =
+            let verdict = if std::mem::take(&mut self.approved_head) {
+                Verdict::Forward
+            } else {
                 self.gate
-                    .inspect(tag, &message[HEADER_LEN..], &self.relay.client_encoding);
+                    .inspect(tag, &message[HEADER_LEN..], &self.relay.client_encoding)
+            };
             match verdict {
                 Verdict::Forward => {
                     if !self.switch_mode_for(self.gate.need) {
@@ -334,9 +372,31 @@ impl Session {
                     self.server_out.extend(&self.client_in.bytes()[..total]);
                 }
                 Verdict::Refuse(report) => self.refuse(tag, report),
+                Verdict::Hold(req) => {
+                    // The message stays unread until the decision.
+                    self.begin_hold(tag, req);
+                    continue;
+                }
             }
             self.client_in.consume(total);
             self.forwarded(tag);
+        }
+    }
+
+    /// Drops the complete message at the front of `client_in`.
+    fn drop_head_message(&mut self) {
+        if let Some(Ok((_, len))) = peek_header(self.client_in.bytes()) {
+            self.client_in
+                .consume((HEADER_LEN + len).min(self.client_in.len()));
+        }
+    }
+
+    /// Tells the client something at the next message boundary.
+    fn say(&mut self, report: Report) {
+        self.relay.inject(&report.to_bytes());
+        if let Err(e) = self.on_server_data() {
+            debug!(error = %e, "upstream stream broken");
+            self.state = State::Closing;
         }
     }
 
@@ -447,8 +507,15 @@ impl Session {
                 self.syncs_since_execute = 0;
             }
         }
+        if seen.rows.is_some() {
+            self.last_rows = seen.rows;
+        }
         if seen.ready_for_query > 0 {
             self.pending = self.pending.saturating_sub(seen.ready_for_query);
+            if self.executing.is_some() && self.pending == 0 {
+                let rows = self.last_rows.take();
+                self.finish_execution(rows);
+            }
             if let Some(status) = seen.status {
                 self.status = status;
                 if status == TransactionStatus::Idle {

@@ -50,6 +50,10 @@ pub struct Established {
     /// The upstream backend's process id, which the client sees unchanged.
     pub process_id: u32,
     pub cancel_guard: Option<CancelGuard>,
+    /// Where the upstream cancels this session's queries.
+    pub cancel_target: Option<CancelTarget>,
+    /// CancelRequests for this session.
+    pub cancels: tokio::sync::mpsc::UnboundedReceiver<()>,
 }
 
 /// Runs startup on a new client connection. `Ok(None)` means the connection
@@ -79,12 +83,10 @@ pub async fn establish(
             }) => {
                 Metrics::inc(&proxy.metrics.cancel_requests);
                 match proxy.cancels.lookup(process_id, secret_key) {
-                    Some(target) => {
-                        if let Err(e) =
-                            backend::send_cancel(target, proxy.config.connect_timeout).await
-                        {
-                            debug!(error = %e, "forwarding cancel failed");
-                        }
+                    // The session decides: withdraw a held statement, or
+                    // cancel upstream.
+                    Some(entry) => {
+                        let _ = entry.session.send(());
                     }
                     None => debug!(process_id, "cancel request with unknown keys"),
                 }
@@ -168,6 +170,8 @@ pub async fn establish(
     let mut client_encoding = String::from("SQL_ASCII");
     let mut process_id = 0;
     let mut cancel_guard = None;
+    let mut cancel_target = None;
+    let (cancel_tx, cancels) = tokio::sync::mpsc::unbounded_channel();
     loop {
         let (tag, len) = auth.server_message().await?;
         let body = &auth.server_buf.bytes()[HEADER_LEN..HEADER_LEN + len];
@@ -192,11 +196,13 @@ pub async fn establish(
             }
             be::BACKEND_KEY_DATA => {
                 if let Some((pid, key)) = be::parse_backend_key_data(body) {
-                    let (secret, guard) = proxy.cancels.register(CancelTarget {
+                    let target = CancelTarget {
                         upstream: upstream_addr.clone(),
                         process_id: pid,
                         secret_key: key,
-                    });
+                    };
+                    cancel_target = Some(target.clone());
+                    let (secret, guard) = proxy.cancels.register(target, cancel_tx.clone());
                     process_id = pid;
                     cancel_guard = Some(guard);
                     be::backend_key_data(&mut auth.out, pid, secret);
@@ -242,6 +248,8 @@ pub async fn establish(
                     client_encoding,
                     process_id,
                     cancel_guard,
+                    cancel_target,
+                    cancels,
                 }));
             }
             be::NOTICE_RESPONSE | be::NEGOTIATE_PROTOCOL_VERSION => {}
