@@ -1,22 +1,66 @@
-//! The admin HTTP server, on `--admin-listen`.
+//! The admin HTTP API, on `--admin-listen`, JSON throughout.
 //!
 //! Endpoints:
-//! - `GET /healthz`: the process is up (always 200 while it serves).
-//! - `GET /readyz`: 200 when the upstream accepts TCP connections, else 503.
-//! - `GET /metrics`: Prometheus text exposition of [`Metrics`](crate::metrics::Metrics).
+//! - `GET /healthz`: the process is up.
+//! - `GET /readyz`: 200 when the upstream accepts connections, else 503.
+//! - `GET /metrics`: Prometheus text exposition.
+//! - `GET /api/v1/requests?status=pending&before=&limit=`: requests, newest
+//!   first, paged (`next_before` gives the next page's `before`).
+//! - `GET /api/v1/requests/{id}`
+//! - `POST /api/v1/requests/{id}/approve` `{"comment": "..."}`
+//! - `POST /api/v1/requests/{id}/reject` `{"reason": "..."}`
+//! - `POST /api/v1/requests/{id}/comments` `{"text": "..."}`
+//! - `GET /api/v1/audit?before=&limit=`: the audit trail, newest first.
+//! - `GET /api/v1/sessions`: client sessions open now.
+//! - `GET /api/v1/events`: Server-Sent Events as requests are created,
+//!   decided and executed.
+//! - `GET /api/v1/openapi.json`: an OpenAPI document of this API.
+//!
+//! Everything under `/api/v1/` except the OpenAPI document needs
+//! `Authorization: Bearer <token>` of a `[[reviewers]]` entry. Errors are
+//! `{"error": {"code", "message"}}` with the fitting status: 401, 403, 404,
+//! 409, 400/422, 503.
+
+mod auth;
+mod error;
+mod events;
+mod openapi;
+mod requests;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use serde::Deserialize;
 use tokio::net::TcpListener;
 
+use crate::approval::Approvals;
 use crate::backend;
 use crate::frontend::Proxy;
+use auth::Authenticated;
+pub use error::ApiError;
+
+/// What every handler sees.
+#[derive(Clone)]
+pub struct AdminState {
+    pub proxy: Arc<Proxy>,
+}
+
+impl AdminState {
+    fn approvals(&self) -> Result<&Arc<Approvals>, ApiError> {
+        self.proxy.approvals.get().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_store",
+                "no approval store is configured",
+            )
+        })
+    }
+}
 
 /// The admin routes over a running proxy.
 pub fn router(proxy: Arc<Proxy>) -> Router {
@@ -24,7 +68,15 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(proxy)
+        .route("/api/v1/audit", get(audit))
+        .route("/api/v1/sessions", get(sessions))
+        .route("/api/v1/events", get(events::stream))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .merge(requests::router())
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .with_state(AdminState { proxy })
 }
 
 /// Serves the admin API on `listener` until `shutdown` completes.
@@ -42,8 +94,9 @@ async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-async fn readyz(State(proxy): State<Arc<Proxy>>) -> impl IntoResponse {
-    match backend::connect(&proxy.config.upstream, proxy.config.connect_timeout).await {
+async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
+    let config = &state.proxy.config;
+    match backend::connect(&config.upstream, config.connect_timeout).await {
         Ok(_) => (StatusCode::OK, Json(serde_json::json!({"status": "ready"}))),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -52,9 +105,38 @@ async fn readyz(State(proxy): State<Arc<Proxy>>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(proxy): State<Arc<Proxy>>) -> impl IntoResponse {
+async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        proxy.metrics.render(),
+        state.proxy.metrics.render(),
     )
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+async fn audit(
+    State(state): State<AdminState>,
+    _who: Authenticated,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let items = state
+        .approvals()?
+        .store
+        .audit_trail(q.before, limit)
+        .await?;
+    let next = (items.len() as u32 == limit)
+        .then(|| items.last().map(|e| e.id))
+        .flatten();
+    Ok(Json(
+        serde_json::json!({ "items": items, "next_before": next }),
+    ))
+}
+
+async fn sessions(State(state): State<AdminState>, _who: Authenticated) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "items": state.proxy.sessions.list() }))
 }

@@ -45,6 +45,42 @@ pub struct Config {
     /// only for statements the policy lets through that are not reads (see
     /// docs/backstop.md).
     pub read_only_backstop: bool,
+    /// Where approval requests and the audit trail live:
+    /// `sqlite://PATH` or `postgres://...`.
+    pub store: String,
+    /// How long an approval may be used by re-running the statement.
+    pub grant_lifetime: Duration,
+    /// Pending requests older than this expire.
+    pub request_ttl: Duration,
+    /// The base URL reviewers use (review links in notices); default
+    /// `http://ADMIN_LISTEN`.
+    pub public_url: Option<String>,
+    /// The reviewers and their API tokens.
+    pub reviewers: Vec<Reviewer>,
+}
+
+/// A person who may decide requests through the admin API.
+#[derive(Debug, Clone)]
+pub struct Reviewer {
+    pub name: String,
+    /// The bearer token, resolved (never `env:...`).
+    pub token: String,
+    pub groups: Vec<String>,
+    /// Database roles this person uses: their requests are their own.
+    pub roles: Vec<String>,
+}
+
+/// A `[[reviewers]]` entry as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewerEntry {
+    pub name: String,
+    /// The token, or `env:VAR` to read it from the environment.
+    pub token: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
 }
 
 impl Config {
@@ -96,6 +132,11 @@ impl Config {
             groups: Vec::new(),
             classification: true,
             read_only_backstop: true,
+            store: "sqlite://airlock.db".into(),
+            grant_lifetime: Duration::from_secs(3600),
+            request_ttl: Duration::from_secs(24 * 3600),
+            public_url: None,
+            reviewers: Vec::new(),
         }
     }
 }
@@ -144,6 +185,22 @@ pub struct Settings {
     /// Run reads in read-only transactions on the upstream (default true)
     #[arg(long, env = "AIRLOCK_READ_ONLY_BACKSTOP")]
     pub read_only_backstop: Option<bool>,
+    /// Approval store: sqlite://PATH (default sqlite://airlock.db) or postgres://...
+    #[arg(long, env = "AIRLOCK_STORE")]
+    pub store: Option<String>,
+    /// Seconds an approval may be used by re-running the statement (default 3600)
+    #[arg(long, env = "AIRLOCK_GRANT_LIFETIME")]
+    pub grant_lifetime: Option<f64>,
+    /// Seconds before a pending request expires (default 86400)
+    #[arg(long, env = "AIRLOCK_REQUEST_TTL")]
+    pub request_ttl: Option<f64>,
+    /// Base URL of the admin API as reviewers reach it (for review links)
+    #[arg(long, env = "AIRLOCK_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Reviewers (config file only): `[[reviewers]] name, token, groups, roles`
+    #[arg(skip)]
+    #[serde(default)]
+    pub reviewers: Vec<ReviewerEntry>,
     /// Requester groups (config file only): `[groups] name = ["role", "glob*"]`
     #[arg(skip)]
     #[serde(default)]
@@ -179,6 +236,15 @@ impl Settings {
             policies: self.policies.or(lower.policies),
             classification: self.classification.or(lower.classification),
             read_only_backstop: self.read_only_backstop.or(lower.read_only_backstop),
+            store: self.store.or(lower.store),
+            grant_lifetime: self.grant_lifetime.or(lower.grant_lifetime),
+            request_ttl: self.request_ttl.or(lower.request_ttl),
+            public_url: self.public_url.or(lower.public_url),
+            reviewers: if self.reviewers.is_empty() {
+                lower.reviewers
+            } else {
+                self.reviewers
+            },
             groups: if self.groups.is_empty() {
                 lower.groups
             } else {
@@ -252,6 +318,63 @@ impl Settings {
         config.policies = self.policies;
         config.classification = self.classification.unwrap_or(true);
         config.read_only_backstop = self.read_only_backstop.unwrap_or(true);
+        if let Some(store) = self.store {
+            if store.starts_with("sqlite:")
+                || store.starts_with("postgres:")
+                || store.starts_with("postgresql:")
+            {
+                config.store = store;
+            } else {
+                errors.push(format!(
+                    "store {store:?} is not sqlite://PATH or postgres://..."
+                ));
+            }
+        }
+        seconds_into(
+            &mut errors,
+            "grant_lifetime",
+            self.grant_lifetime,
+            &mut config.grant_lifetime,
+        );
+        seconds_into(
+            &mut errors,
+            "request_ttl",
+            self.request_ttl,
+            &mut config.request_ttl,
+        );
+        config.public_url = self.public_url;
+        let mut names = std::collections::HashSet::new();
+        for r in self.reviewers {
+            if !names.insert(r.name.clone()) {
+                errors.push(format!("reviewer {:?} is defined twice", r.name));
+            }
+            let token = match r.token.strip_prefix("env:") {
+                Some(var) => match std::env::var(var) {
+                    Ok(t) => t,
+                    Err(_) => {
+                        errors.push(format!(
+                            "reviewer {:?}: environment variable {var} is not set",
+                            r.name
+                        ));
+                        continue;
+                    }
+                },
+                None => r.token,
+            };
+            if token.len() < 16 {
+                errors.push(format!(
+                    "reviewer {:?}: the token must be at least 16 characters",
+                    r.name
+                ));
+                continue;
+            }
+            config.reviewers.push(Reviewer {
+                name: r.name,
+                token,
+                groups: r.groups,
+                roles: r.roles,
+            });
+        }
         config.groups = self.groups.into_iter().collect();
         config.workers = match self.workers {
             Some(0) => {
@@ -265,6 +388,15 @@ impl Settings {
             Ok(config)
         } else {
             Err(ConfigError(errors))
+        }
+    }
+}
+
+fn seconds_into(errors: &mut Vec<String>, name: &str, v: Option<f64>, into: &mut Duration) {
+    if let Some(v) = v {
+        match Duration::try_from_secs_f64(v) {
+            Ok(d) if v > 0.0 => *into = d,
+            _ => errors.push(format!("{name} must be a positive number of seconds")),
         }
     }
 }
@@ -315,6 +447,25 @@ mod tests {
         assert_eq!(c.groups_of("dev_7"), vec!["developers"]);
         assert_eq!(c.groups_of("bob"), vec!["ops"]);
         assert!(c.groups_of("carol").is_empty());
+    }
+
+    #[test]
+    fn reviewer_tokens_come_from_the_environment() {
+        std::env::set_var("AIRLOCK_TEST_TOKEN_ALICE", "alice-token-0123456789");
+        let s: Settings = toml::from_str(
+            "upstream = \"db:1\"\n[[reviewers]]\nname = \"alice\"\ntoken = \"env:AIRLOCK_TEST_TOKEN_ALICE\"\ngroups = [\"reviewers\"]\n\n[[reviewers]]\nname = \"bob\"\ntoken = \"env:AIRLOCK_TEST_TOKEN_UNSET\"\n",
+        )
+        .unwrap();
+        let err = s.clone().resolve().unwrap_err();
+        assert!(
+            err.to_string().contains("AIRLOCK_TEST_TOKEN_UNSET"),
+            "{err}"
+        );
+        let mut s = s;
+        s.reviewers.pop();
+        let c = s.resolve().unwrap();
+        assert_eq!(c.reviewers[0].token, "alice-token-0123456789");
+        assert_eq!(c.reviewers[0].groups, vec!["reviewers"]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod error;
 pub mod gate;
 pub mod relay;
 pub mod session;
+pub mod sessions;
 pub mod startup;
 mod workers;
 
@@ -40,6 +41,8 @@ pub struct Proxy {
     /// The approval service; without it, statements that need approval are
     /// refused.
     pub approvals: std::sync::OnceLock<Arc<crate::approval::Approvals>>,
+    /// The sessions open now.
+    pub sessions: Arc<sessions::Sessions>,
     shutdown_tx: watch::Sender<bool>,
 }
 
@@ -72,6 +75,7 @@ impl Proxy {
             metrics: Arc::default(),
             policy,
             approvals: std::sync::OnceLock::new(),
+            sessions: Arc::default(),
             shutdown_tx,
         })
     }
@@ -178,6 +182,15 @@ impl Proxy {
             }
         };
         debug!(user = %established.identity.user, database = %established.identity.database, "session started");
+        let _listed = self.sessions.add(sessions::SessionInfo {
+            id: 0,
+            user: established.identity.user.clone(),
+            database: established.identity.database.clone(),
+            application_name: established.identity.application_name.clone(),
+            client_addr: established.identity.client_addr.to_string(),
+            backend_pid: established.process_id,
+            started_at: crate::store::now_ms(),
+        });
         let session = session::Session::new(established, &self);
         match session.run(self.shutdown_tx.subscribe()).await {
             Ok(()) => debug!("session ended"),

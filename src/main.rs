@@ -246,6 +246,19 @@ async fn serve(config: airlock::Config) -> ExitCode {
     };
     info!(rules = policy.rules.len(), policies = ?config.policies, "policy loaded");
     let proxy = airlock::Proxy::with_policy(config.clone(), policy);
+    match airlock::store::Store::open(&config.store).await {
+        Ok(store) => {
+            info!(store = %config.store, "approval store open");
+            let _ = proxy.approvals.set(airlock::approval::Approvals::start(
+                store,
+                approval_settings(&config),
+            ));
+        }
+        Err(e) => {
+            error!(store = %config.store, error = %e, "cannot open the approval store");
+            return ExitCode::FAILURE;
+        }
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(addr) = config.admin_listen {
         match TcpListener::bind(addr).await {
@@ -281,6 +294,22 @@ async fn serve(config: airlock::Config) -> ExitCode {
             error!(error = %e, "proxy failed");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The approval workflow's settings from the config.
+fn approval_settings(config: &airlock::Config) -> airlock::approval::ApprovalSettings {
+    let base = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| match config.admin_listen {
+            Some(a) => format!("http://{a}"),
+            None => String::new(),
+        });
+    airlock::approval::ApprovalSettings {
+        grant_lifetime: config.grant_lifetime,
+        request_ttl: config.request_ttl,
+        review_url: format!("{}/api/v1/requests/", base.trim_end_matches('/')),
     }
 }
 

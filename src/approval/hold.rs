@@ -43,7 +43,12 @@ pub async fn open(approvals: Arc<Approvals>, new: NewRequest) -> HoldEvent {
 
 /// Waits for request `id` to be decided, until `timeout` has passed since
 /// `since`. An approval is claimed for this session before it is reported.
-pub async fn decision(approvals: Arc<Approvals>, id: String, since: Instant, timeout: Duration) -> HoldEvent {
+pub async fn decision(
+    approvals: Arc<Approvals>,
+    id: String,
+    since: Instant,
+    timeout: Duration,
+) -> HoldEvent {
     let deadline = since + timeout;
     // Subscribe before looking, so no change falls between the two.
     let mut changes = approvals.store.subscribe();
@@ -55,7 +60,11 @@ pub async fn decision(approvals: Arc<Approvals>, id: String, since: Instant, tim
         match r.status {
             Status::Pending => {}
             Status::Approved => {
-                return match approvals.store.transition(&id, Status::Approved, Status::Executed).await {
+                return match approvals
+                    .store
+                    .transition(&id, Status::Approved, Status::Executed)
+                    .await
+                {
                     Ok(true) => HoldEvent::Approved(r),
                     Ok(false) => match approvals.store.get(&id).await {
                         Ok(r) => HoldEvent::Ended(r),

@@ -220,11 +220,16 @@ impl Gate {
                     Some(p) => {
                         // Parameters are decoded only for statements a
                         // reviewer will see.
-                        let held = matches!(self.decide(&p.facts), Decision::RequireApproval { .. });
+                        let held =
+                            matches!(self.decide(&p.facts), Decision::RequireApproval { .. });
                         Portal {
                             facts: Arc::clone(&p.facts),
                             sql: held.then(|| Arc::clone(&p.sql)),
-                            params: if held { bound_params(&b, &p.param_types) } else { Vec::new() },
+                            params: if held {
+                                bound_params(&b, &p.param_types)
+                            } else {
+                                Vec::new()
+                            },
                         }
                     }
                 };
@@ -238,11 +243,18 @@ impl Gate {
                 };
                 let (facts, sql, params) = match self.portals.get(portal) {
                     Some(p) => (Arc::clone(&p.facts), p.sql.clone(), p.params.clone()),
-                    None => (unknown("EXECUTE", Risks::UNKNOWN_STATEMENT), None, Vec::new()),
+                    None => (
+                        unknown("EXECUTE", Risks::UNKNOWN_STATEMENT),
+                        None,
+                        Vec::new(),
+                    ),
                 };
                 self.note_need(&facts);
                 self.verdict(&facts, || {
-                    let sql = sql.map_or_else(|| "(a statement airlock did not see prepared)".to_string(), |s| s.to_string());
+                    let sql = sql.map_or_else(
+                        || "(a statement airlock did not see prepared)".to_string(),
+                        |s| s.to_string(),
+                    );
                     (sql, params)
                 })
             }
@@ -261,10 +273,15 @@ impl Gate {
                 // A call by OID cannot be shown to a reviewer: refused.
                 match self.decide(&facts) {
                     Decision::Allow { .. } => Verdict::Forward,
-                    d => refusal(&facts, &Decision::Deny {
-                        rule: d.rule().to_string(),
-                        message: "function calls by OID cannot be reviewed; call the function in SQL".into(),
-                    }),
+                    d => refusal(
+                        &facts,
+                        &Decision::Deny {
+                            rule: d.rule().to_string(),
+                            message:
+                                "function calls by OID cannot be reviewed; call the function in SQL"
+                                    .into(),
+                        },
+                    ),
                 }
             }
             _ => Verdict::Forward,
@@ -340,7 +357,11 @@ fn bound_params(b: &fe::Bind<'_>, types: &[u32]) -> Vec<Option<String>> {
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            params::display(*v, params::format_of(&b.param_formats, i), types.get(i).copied().unwrap_or(0))
+            params::display(
+                *v,
+                params::format_of(&b.param_formats, i),
+                types.get(i).copied().unwrap_or(0),
+            )
         })
         .collect()
 }

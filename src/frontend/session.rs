@@ -33,12 +33,12 @@ use super::startup::{Established, Identity, READ_ONLY_DEFAULT};
 use super::Proxy;
 use crate::approval::hold::HoldEvent;
 use crate::approval::Approvals;
-use hold::{Executing, Held};
 use crate::backend::{UpstreamRead, UpstreamWrite};
 use crate::metrics::Metrics;
 use crate::protocol::backend::{Report, TransactionStatus};
 use crate::protocol::frontend as fe;
 use crate::protocol::{peek_header, put_cstr, put_message, sqlstate, HEADER_LEN};
+use hold::{Executing, Held};
 
 /// Bytes waiting for one side beyond which the session stops reading the
 /// other side.
@@ -136,7 +136,7 @@ pub struct Session {
 enum Event {
     ServerRead(std::io::Result<usize>),
     ClientRead(std::io::Result<usize>),
-    Hold(HoldEvent),
+    Hold(Box<HoldEvent>),
     Cancel,
     Writable(Result<(), SessionError>),
     Shutdown,
@@ -256,7 +256,7 @@ impl Session {
                 r = self.server_wr.writable(), if write_server => {
                     Event::Writable(r.map_err(SessionError::Server))
                 }
-                ev = hold::next_event(&mut self.hold), if self.hold.is_some() => Event::Hold(ev),
+                ev = hold::next_event(&mut self.hold), if self.hold.is_some() => Event::Hold(Box::new(ev)),
                 Some(()) = self.cancels.recv() => Event::Cancel,
                 _ = shutdown.changed(), if !self.shutting_down => Event::Shutdown,
                 _ = sleep_until(drain_deadline), if drain_deadline.is_some() => {
@@ -271,7 +271,7 @@ impl Session {
                 Event::ServerRead(r) => self.read_server(r)?,
                 Event::ClientRead(r) => self.read_client(r)?,
                 Event::Writable(r) => r?,
-                Event::Hold(ev) => self.on_hold_event(ev),
+                Event::Hold(ev) => self.on_hold_event(*ev),
                 Event::Cancel => self.on_cancel(),
                 Event::Shutdown => self.shutting_down = true,
             }

@@ -69,12 +69,24 @@ mod tests {
     fn common_types() {
         assert_eq!(display(Some(b"42"), 0, 0).as_deref(), Some("42"));
         assert_eq!(display(None, 1, 23), None);
-        assert_eq!(display(Some(&7i32.to_be_bytes()), 1, 23).as_deref(), Some("7"));
-        assert_eq!(display(Some(&(-9i64).to_be_bytes()), 1, 20).as_deref(), Some("-9"));
-        assert_eq!(display(Some(&1.5f64.to_bits().to_be_bytes()), 1, 701).as_deref(), Some("1.5"));
+        assert_eq!(
+            display(Some(&7i32.to_be_bytes()), 1, 23).as_deref(),
+            Some("7")
+        );
+        assert_eq!(
+            display(Some(&(-9i64).to_be_bytes()), 1, 20).as_deref(),
+            Some("-9")
+        );
+        assert_eq!(
+            display(Some(&1.5f64.to_bits().to_be_bytes()), 1, 701).as_deref(),
+            Some("1.5")
+        );
         assert_eq!(display(Some(&[1]), 1, 16).as_deref(), Some("true"));
         assert_eq!(display(Some(b"hi"), 1, 25).as_deref(), Some("hi"));
-        assert_eq!(display(Some(&[0xde, 0xad]), 1, 17).as_deref(), Some("\\xdead"));
+        assert_eq!(
+            display(Some(&[0xde, 0xad]), 1, 17).as_deref(),
+            Some("\\xdead")
+        );
         assert_eq!(
             display(Some(&[0u8; 16]), 1, 2950).as_deref(),
             Some("00000000-0000-0000-0000-000000000000")

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, OnceLock};
@@ -116,6 +118,8 @@ fn remove_stale_clusters() {
 /// shuts it down.
 pub struct TestProxy {
     pub addr: SocketAddr,
+    /// The admin API of this proxy.
+    pub admin: SocketAddr,
     pub proxy: Arc<Proxy>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -157,22 +161,54 @@ impl TestProxy {
                     .await
                     .expect("bind");
                 let addr = listener.local_addr().unwrap();
+                let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind admin");
+                let admin = admin_listener.local_addr().unwrap();
+                let store_url = config.store.clone();
+                let grant = config.grant_lifetime;
                 let proxy = match policy {
                     Some(p) => Proxy::with_policy(config, p),
                     None => Proxy::new(config),
                 };
-                ready_tx.send((addr, proxy.clone())).unwrap();
+                // Each proxy gets a store of its own unless the config
+                // names one (the default file name means "not named").
+                let url = if store_url == "sqlite://airlock.db" {
+                    let path = std::env::temp_dir().join(format!("{}.db", unique("airlock-store")));
+                    format!("sqlite://{}", path.display())
+                } else {
+                    store_url
+                };
+                let store = airlock::store::Store::open(&url).await.expect("open store");
+                let _ = proxy.approvals.set(airlock::approval::Approvals::start(
+                    store,
+                    airlock::approval::ApprovalSettings {
+                        grant_lifetime: grant,
+                        ..Default::default()
+                    },
+                ));
+                let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+                tokio::spawn(airlock::admin::serve(
+                    admin_listener,
+                    proxy.clone(),
+                    async {
+                        let _ = admin_stopped.await;
+                    },
+                ));
+                ready_tx.send((addr, admin, proxy.clone())).unwrap();
                 proxy
                     .serve(listener, async {
                         let _ = stop_rx.await;
                     })
                     .await
                     .expect("serve");
+                let _ = admin_stop.send(());
             });
         });
-        let (addr, proxy) = ready_rx.recv().expect("proxy started");
+        let (addr, admin, proxy) = ready_rx.recv().expect("proxy started");
         TestProxy {
             addr,
+            admin,
             proxy,
             stop: Some(stop_tx),
             thread: Some(thread),

@@ -59,7 +59,10 @@ impl Session {
         let Some(approvals) = self.approvals.clone() else {
             let report = Report::error(
                 sqlstate::INSUFFICIENT_PRIVILEGE,
-                format!("this statement requires approval by airlock policy rule \"{}\"", req.rule),
+                format!(
+                    "this statement requires approval by airlock policy rule \"{}\"",
+                    req.rule
+                ),
             )
             .with_detail("No approval store is configured, so it cannot be held for review.");
             return self.end_hold_refused(tag, report);
@@ -76,7 +79,9 @@ impl Session {
             approvals_required: req.approvals,
         };
         crate::metrics::Metrics::inc(&self.metrics.holds_started);
-        self.metrics.holds_pending.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.metrics
+            .holds_pending
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.hold = Some(Held {
             tag,
             req,
@@ -88,8 +93,12 @@ impl Session {
 
     /// Acts on what became of the held statement.
     pub(super) fn on_hold_event(&mut self, event: HoldEvent) {
-        let Some(held) = self.hold.as_mut() else { return };
-        let Some(approvals) = self.approvals.clone() else { return };
+        let Some(held) = self.hold.as_mut() else {
+            return;
+        };
+        let Some(approvals) = self.approvals.clone() else {
+            return;
+        };
         match event {
             HoldEvent::Opened(r) => {
                 let url = format!("{}{}", approvals.settings.review_url, r.id);
@@ -133,7 +142,9 @@ impl Session {
             }
             HoldEvent::Rejected(r) => {
                 let review = r.reviews.iter().find(|v| v.decision == "reject");
-                let (who, why) = review.map_or(("a reviewer", ""), |v| (v.reviewer.as_str(), v.comment.as_str()));
+                let (who, why) = review.map_or(("a reviewer", ""), |v| {
+                    (v.reviewer.as_str(), v.comment.as_str())
+                });
                 let report = Report::error(
                     sqlstate::INSUFFICIENT_PRIVILEGE,
                     format!("airlock: request {} was rejected by {who}: {why}", r.id),
@@ -162,7 +173,10 @@ impl Session {
             HoldEvent::Ended(r) => {
                 let report = Report::error(
                     sqlstate::INSUFFICIENT_PRIVILEGE,
-                    format!("airlock: request {} is {} and was not run here", r.id, r.status),
+                    format!(
+                        "airlock: request {} is {} and was not run here",
+                        r.id, r.status
+                    ),
                 );
                 let tag = held.tag;
                 self.end_hold_refused(tag, report);
@@ -170,7 +184,9 @@ impl Session {
             HoldEvent::Failed(e) => {
                 let report = Report::error(
                     sqlstate::INTERNAL_ERROR,
-                    format!("airlock: the approval store failed, so the statement was not run: {e}"),
+                    format!(
+                        "airlock: the approval store failed, so the statement was not run: {e}"
+                    ),
                 );
                 let tag = held.tag;
                 self.end_hold_refused(tag, report);
@@ -197,7 +213,11 @@ impl Session {
             let audit_id = id.clone();
             tokio::spawn(async move {
                 if let Ok(true) = store
-                    .transition(&id, crate::store::Status::Pending, crate::store::Status::Cancelled)
+                    .transition(
+                        &id,
+                        crate::store::Status::Pending,
+                        crate::store::Status::Cancelled,
+                    )
                     .await
                 {
                     approvals.audit(AuditEvent {
@@ -209,7 +229,10 @@ impl Session {
                 }
             });
         }
-        let mut report = Report::error(sqlstate::QUERY_CANCELED, "canceling statement due to user request");
+        let mut report = Report::error(
+            sqlstate::QUERY_CANCELED,
+            "canceling statement due to user request",
+        );
         if let Some(id) = id {
             report = report.with_detail(format!("airlock request {id} was withdrawn."));
         }
@@ -236,9 +259,13 @@ impl Session {
     /// The statement approved and run: record its outcome once its
     /// ReadyForQuery has come.
     pub(super) fn finish_execution(&mut self, rows: Option<i64>) {
-        let Some(ex) = self.executing.take() else { return };
+        let Some(ex) = self.executing.take() else {
+            return;
+        };
         self.relay.capture_rows(false);
-        let Some(approvals) = self.approvals.clone() else { return };
+        let Some(approvals) = self.approvals.clone() else {
+            return;
+        };
         let ms = ex.since.elapsed().as_millis() as i64;
         let mut e = self.audit_event("execute", Some(&ex.request), "executed");
         e.rows_affected = rows;
@@ -251,7 +278,14 @@ impl Session {
         });
     }
 
-    fn audit(&self, approvals: &Approvals, event: &str, r: Option<&Request>, outcome: &str, rows: Option<i64>) {
+    fn audit(
+        &self,
+        approvals: &Approvals,
+        event: &str,
+        r: Option<&Request>,
+        outcome: &str,
+        rows: Option<i64>,
+    ) {
         let mut e = self.audit_event(event, r, outcome);
         e.rows_affected = rows;
         approvals.audit(e);
