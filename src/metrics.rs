@@ -17,6 +17,69 @@ pub struct Metrics {
     pub cancel_requests: AtomicU64,
     pub holds_started: AtomicU64,
     pub holds_pending: AtomicU64,
+    /// Messages decided, by statement kind and decision (see [`KINDS`] and
+    /// [`DECISIONS`]); sessions add their own counts in batches.
+    pub statements: [[AtomicU64; 3]; 6],
+    /// Time from holding a statement to its decision.
+    pub hold_wait: Histogram,
+}
+
+/// Row labels of [`Metrics::statements`].
+pub const KINDS: [&str; 6] = ["read", "write", "ddl", "transaction", "session", "utility"];
+/// Column labels of [`Metrics::statements`].
+pub const DECISIONS: [&str; 3] = ["allow", "deny", "hold"];
+
+/// A Prometheus histogram with fixed buckets, in seconds.
+pub struct Histogram {
+    bounds: &'static [f64],
+    buckets: Vec<AtomicU64>,
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        const BOUNDS: &[f64] = &[0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0];
+        Histogram {
+            bounds: BOUNDS,
+            buckets: BOUNDS.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    pub fn observe(&self, d: std::time::Duration) {
+        let secs = d.as_secs_f64();
+        for (b, bound) in self.buckets.iter().zip(self.bounds) {
+            if secs <= *bound {
+                b.fetch_add(1, Relaxed);
+            }
+        }
+        self.sum_micros.fetch_add(d.as_micros() as u64, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    fn render(&self, name: &str, help: &str, out: &mut String) {
+        let _ = writeln!(out, "# HELP airlock_{name} {help}");
+        let _ = writeln!(out, "# TYPE airlock_{name} histogram");
+        for (b, bound) in self.buckets.iter().zip(self.bounds) {
+            let _ = writeln!(
+                out,
+                "airlock_{name}_bucket{{le=\"{bound}\"}} {}",
+                b.load(Relaxed)
+            );
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "airlock_{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "airlock_{name}_sum {}",
+            self.sum_micros.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "airlock_{name}_count {count}");
+    }
 }
 
 /// Keeps `sessions_active` up while it lives.
@@ -101,6 +164,25 @@ impl Metrics {
             "counter",
             "CancelRequests received.",
             &self.cancel_requests,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP airlock_statements_total Messages decided, by statement kind and decision."
+        );
+        let _ = writeln!(out, "# TYPE airlock_statements_total counter");
+        for (k, row) in KINDS.iter().zip(&self.statements) {
+            for (d, c) in DECISIONS.iter().zip(row) {
+                let _ = writeln!(
+                    out,
+                    "airlock_statements_total{{kind=\"{k}\",decision=\"{d}\"}} {}",
+                    c.load(Relaxed)
+                );
+            }
+        }
+        self.hold_wait.render(
+            "hold_wait_seconds",
+            "Time from holding a statement to its decision.",
+            &mut out,
         );
         out
     }

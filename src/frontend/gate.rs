@@ -16,6 +16,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::classify::{cache::classify_cached, Facts, Kind, Risks, StatementFacts};
+use crate::metrics::Metrics;
 use crate::policy::{Decision, Policy, Requester};
 use crate::protocol::backend::Report;
 use crate::protocol::frontend as fe;
@@ -119,6 +120,41 @@ pub struct Gate {
     pub need: Need,
     /// The last message changes the read-only default itself.
     pub changes_read_only: bool,
+    /// A decision the audit trail should record (not reads).
+    noted: Option<Noted>,
+    metrics: Arc<Metrics>,
+    /// Decisions not yet added to `metrics`, by kind and decision.
+    counts: [[u32; 3]; 6],
+    uncounted: u32,
+}
+
+/// A decision for the audit trail.
+#[derive(Debug, Clone)]
+pub struct Noted {
+    pub decision: &'static str,
+    pub rule: String,
+    pub sql: String,
+}
+
+fn kind_index(k: Kind) -> usize {
+    match k {
+        Kind::Read => 0,
+        Kind::Write => 1,
+        Kind::Ddl => 2,
+        Kind::Transaction => 3,
+        Kind::Session => 4,
+        Kind::Utility => 5,
+    }
+}
+
+/// The kind a message counts as: its first statement that is not a read.
+fn message_kind(facts: &Facts) -> Kind {
+    facts
+        .statements
+        .iter()
+        .map(StatementFacts::effective_kind)
+        .find(|k| *k != Kind::Read)
+        .unwrap_or(Kind::Read)
 }
 
 /// Facts for what cannot be known: a FunctionCall by OID, a portal or
@@ -134,7 +170,12 @@ fn unknown(command: &str, risk: Risks) -> Arc<Facts> {
 }
 
 impl Gate {
-    pub fn new(who: Requesting, policy_rx: watch::Receiver<Arc<Policy>>, disabled: bool) -> Self {
+    pub fn new(
+        who: Requesting,
+        policy_rx: watch::Receiver<Arc<Policy>>,
+        disabled: bool,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let policy = policy_rx.borrow().clone();
         Gate {
             who,
@@ -145,6 +186,10 @@ impl Gate {
             disabled,
             need: Need::Neutral,
             changes_read_only: false,
+            noted: None,
+            metrics,
+            counts: [[0; 3]; 6],
+            uncounted: 0,
         }
     }
 
@@ -191,7 +236,10 @@ impl Gate {
                 let verdict = match self.decide(&facts) {
                     // Denials stop at Parse; statements that need approval
                     // are held when executed.
-                    d @ Decision::Deny { .. } => refusal(&facts, &d),
+                    d @ Decision::Deny { .. } => {
+                        self.count(message_kind(&facts), 1, Some(text.to_string()), d.rule());
+                        refusal(&facts, &d)
+                    }
                     _ => Verdict::Forward,
                 };
                 if matches!(verdict, Verdict::Forward) {
@@ -309,12 +357,49 @@ impl Gate {
         self.policy.decide(facts, &who)
     }
 
+    /// The decision to record, if the last message's needs recording.
+    pub fn take_noted(&mut self) -> Option<Noted> {
+        self.noted.take()
+    }
+
+    /// Counts a decision, adding to the shared counters in batches, and
+    /// notes it for the audit trail when `note_sql` is given.
+    fn count(&mut self, kind: Kind, decision: usize, note_sql: Option<String>, rule: &str) {
+        self.counts[kind_index(kind)][decision] += 1;
+        self.uncounted += 1;
+        if self.uncounted >= 256 {
+            self.flush_counts();
+        }
+        self.noted = note_sql.map(|sql| Noted {
+            decision: if decision == 0 { "allow" } else { "deny" },
+            rule: rule.to_string(),
+            sql,
+        });
+    }
+
+    /// Adds this session's counts to the shared counters.
+    pub fn flush_counts(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        for (row, shared) in self.counts.iter_mut().zip(&self.metrics.statements) {
+            for (n, c) in row.iter_mut().zip(shared) {
+                if *n > 0 {
+                    c.fetch_add(*n as u64, Relaxed);
+                    *n = 0;
+                }
+            }
+        }
+        self.uncounted = 0;
+    }
+
     /// Forward, refuse, or hold (with the SQL and parameters `what` gives).
+    /// Allowed statements that are not reads, and every denial, are noted
+    /// for the audit trail.
     fn verdict(
-        &self,
+        &mut self,
         facts: &Arc<Facts>,
         what: impl FnOnce() -> (String, Vec<Option<String>>),
     ) -> Verdict {
+        let kind = message_kind(facts);
         match self.decide(facts) {
             Decision::RequireApproval {
                 rule,
@@ -322,6 +407,7 @@ impl Gate {
                 approvals,
                 timeout,
             } if facts.error.is_none() => {
+                self.count(kind, 2, None, &rule);
                 let (sql, params) = what();
                 Verdict::Hold(HoldRequest {
                     sql,
@@ -334,7 +420,13 @@ impl Gate {
                     facts: Arc::clone(facts),
                 })
             }
-            d => refusal(facts, &d),
+            d => {
+                let allowed = matches!(d, Decision::Allow { .. });
+                let note = !allowed || kind != Kind::Read;
+                let sql = note.then(|| what().0);
+                self.count(kind, usize::from(!allowed), sql, d.rule());
+                refusal(facts, &d)
+            }
         }
     }
 

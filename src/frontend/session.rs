@@ -168,6 +168,7 @@ impl Session {
                 },
                 proxy.policy.subscribe(),
                 !proxy.config.classification,
+                Arc::clone(&proxy.metrics),
             ),
             identity: e.identity,
             status: e.status,
@@ -359,6 +360,9 @@ impl Session {
                 self.gate
                     .inspect(tag, &message[HEADER_LEN..], &self.relay.client_encoding)
             };
+            if let Some(noted) = self.gate.take_noted() {
+                self.audit_noted(noted);
+            }
             match verdict {
                 Verdict::Forward => {
                     if !self.switch_mode_for(self.gate.need) {
@@ -640,6 +644,7 @@ impl Session {
 
     /// Delivers the last bytes in both directions, briefly, and closes.
     async fn close(&mut self) {
+        self.gate.flush_counts();
         let deliver = async {
             if !self.server_out.is_empty() {
                 let _ = self.server_wr.write_all(self.server_out.bytes()).await;

@@ -240,7 +240,8 @@ impl Session {
     }
 
     fn end_hold(&mut self) {
-        if self.hold.take().is_some() {
+        if let Some(h) = self.hold.take() {
+            self.metrics.hold_wait.observe(h.since.elapsed());
             self.metrics
                 .holds_pending
                 .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -276,6 +277,17 @@ impl Session {
         tokio::spawn(async move {
             let _ = store.set_rows(&id, rows).await;
         });
+    }
+
+    /// Records a decision the gate noted (allowed non-reads, denials).
+    pub(super) fn audit_noted(&self, noted: crate::frontend::gate::Noted) {
+        let Some(approvals) = self.approvals.as_ref() else {
+            return;
+        };
+        let mut e = self.audit_event(noted.decision, None, noted.decision);
+        e.sql = noted.sql;
+        e.rule = noted.rule;
+        approvals.audit(e);
     }
 
     fn audit(
