@@ -1,93 +1,19 @@
 //! Holding statements on the wire until reviewers decide, end to end:
 //! real proxy, real PostgreSQL, tokio-postgres and psql clients, and the
-//! admin API over HTTP.
+//! admin API over HTTP. Approve, reject, the two-approval rule, who may
+//! decide, and the audit trail. (Timeouts, cancels and disconnects are in
+//! approval_waiting.rs; the extended protocol and transactions in
+//! approval_extended.rs.)
 
+mod approval_common;
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use airlock::config::Reviewer;
-use airlock::Config;
+use approval_common::*;
 use common::http::call;
 use common::*;
-
-pub const ALICE: &str = "alice-token-0000000000";
-pub const BOB: &str = "bob-token-00000000000000";
-pub const CAROL: &str = "carol-token-000000000000";
-
-fn reviewers() -> Vec<Reviewer> {
-    let r = |name: &str, token: &str, groups: &[&str], roles: &[&str]| Reviewer {
-        name: name.into(),
-        token: token.into(),
-        groups: groups.iter().map(|s| s.to_string()).collect(),
-        roles: roles.iter().map(|s| s.to_string()).collect(),
-    };
-    vec![
-        r("alice", ALICE, &["reviewers"], &[]),
-        r("bob", BOB, &["reviewers"], &[]),
-        r("carol", CAROL, &["auditors"], &[]),
-    ]
-}
-
-/// A proxy with the shipped policy and three reviewers.
-fn proxy_with(f: impl FnOnce(&mut Config)) -> TestProxy {
-    let mut config = Config::new("127.0.0.1:0".parse().unwrap(), pg().addr.clone());
-    config.reviewers = reviewers();
-    f(&mut config);
-    TestProxy::with_policy(config, None)
-}
-
-fn table(name: &str) {
-    let sql = format!(
-        "CREATE TABLE {name} (id int primary key, v int); INSERT INTO {name} SELECT g, 0 FROM generate_series(1, 5) g"
-    );
-    stdout_ok(&psql(pg().port, "postgres", "airlock_test", &["-qc", &sql]));
-}
-
-fn value(name: &str, id: i32) -> i32 {
-    let out = psql(
-        pg().port,
-        "postgres",
-        "airlock_test",
-        &["-Atc", &format!("select v from {name} where id = {id}")],
-    );
-    stdout_ok(&out).trim().parse().unwrap()
-}
-
-/// Waits for exactly one pending request whose SQL contains `needle`.
-fn pending(admin: std::net::SocketAddr, needle: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, body) = call(
-            admin,
-            "GET",
-            "/api/v1/requests?status=pending",
-            Some(ALICE),
-            None,
-        );
-        assert_eq!(status, 200, "{body}");
-        if let Some(r) = body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["sql"].as_str().unwrap_or("").contains(needle))
-        {
-            return r.clone();
-        }
-        assert!(Instant::now() < deadline, "no pending request for {needle}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn approve(proxy: &TestProxy, token: &str, id: &str) -> (u16, serde_json::Value) {
-    call(
-        proxy.admin,
-        "POST",
-        &format!("/api/v1/requests/{id}/approve"),
-        Some(token),
-        Some(r#"{"comment": "looks fine"}"#),
-    )
-}
+use tokio_postgres::error::SqlState;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approved_update_runs_on_the_same_connection() {
@@ -96,31 +22,351 @@ async fn approved_update_runs_on_the_same_connection() {
     let proxy = proxy_with(|_| {});
     let client = proxy.connect("postgres", "airlock_test").await;
     let sql = format!("UPDATE {t} SET v = 7 WHERE id <= 3");
-    let held = tokio::spawn(async move { client.execute(sql.as_str(), &[]).await });
-    let admin = proxy.admin;
-    let needle = t.clone();
-    let r = tokio::task::spawn_blocking(move || pending(admin, &needle))
-        .await
-        .unwrap();
+    let held = tokio::spawn(async move {
+        let r = client.execute(sql.as_str(), &[]).await;
+        (client, r)
+    });
+    let r = pending_async(proxy.admin, &t).await;
     assert_eq!(r["status"], "pending");
     assert_eq!(r["requester"], "postgres");
     assert_eq!(r["database"], "airlock_test");
     assert_eq!(r["rule"], "writes");
     assert_eq!(r["approvals_required"], 1);
-    assert_eq!(value(&t, 1), 0, "nothing ran before the approval");
-    let id = r["id"].as_str().unwrap().to_string();
-    let (status, body) = approve(&proxy, ALICE, &id);
-    assert_eq!(status, 200, "{body}");
-    let rows = held.await.unwrap().unwrap();
-    assert_eq!(rows, 3, "the real result reaches the client");
-    assert_eq!(value(&t, 1), 7);
-    let (_, body) = call(
-        proxy.admin,
-        "GET",
-        &format!("/api/v1/requests/{id}"),
-        Some(BOB),
-        None,
+    assert_eq!(r["approvers"], serde_json::json!(["reviewers"]));
+    assert_eq!(r["sql"], format!("UPDATE {t} SET v = 7 WHERE id <= 3"));
+    assert!(
+        r["client_addr"].as_str().unwrap().starts_with("127.0.0.1"),
+        "{r}"
     );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!held.is_finished(), "the client waits for the decision");
+    assert_eq!(values(&t), [0; 5], "nothing ran before the approval");
+    let id = r["id"].as_str().unwrap().to_string();
+    approve_ok(proxy.admin, ALICE, &id);
+    let (client, rows) = held.await.unwrap();
+    assert_eq!(rows.unwrap(), 3, "the real result reaches the client");
+    assert_eq!(values(&t), [7, 7, 7, 0, 0]);
+    // The same connection goes on, and is the same upstream session.
+    let pid: i32 = client
+        .query_one("select pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(pid > 0);
+    let body = request_until(proxy.admin, &id, |r| !r["rows_affected"].is_null());
     assert_eq!(body["status"], "executed");
+    assert_eq!(body["rows_affected"], 3);
+    assert!(body["executed_at"].is_i64(), "{body}");
     assert_eq!(body["reviews"][0]["reviewer"], "alice");
+    assert_eq!(body["reviews"][0]["decision"], "approve");
+    assert_eq!(body["reviews"][0]["comment"], "looks fine");
+}
+
+/// psql blocks on the held UPDATE, shows the NOTICE with the request id at
+/// once, and prints the real command tag once a reviewer approves.
+#[test]
+fn psql_waits_for_the_approval_and_prints_the_result() {
+    let t = unique("ap_psql");
+    table(&t);
+    let proxy = proxy_with(|_| {});
+    let mut child = spawn_psql(&proxy, &format!("UPDATE {t} SET v = 9 WHERE id IN (2, 4)"));
+    let r = pending(proxy.admin, &t);
+    let id = r["id"].as_str().unwrap().to_string();
+    still_running(&mut child, Duration::from_millis(300));
+    assert_eq!(values(&t), [0; 5], "nothing ran before the approval");
+    approve_ok(proxy.admin, BOB, &id);
+    let out = finish(child);
+    let stdout = stdout_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stdout.trim(), "UPDATE 2", "stderr: {stderr}");
+    assert!(
+        stderr.contains("NOTICE:") && stderr.contains(&format!("held for review as request {id}")),
+        "the held NOTICE names the request: {stderr}"
+    );
+    assert!(stderr.contains("\"writes\""), "and the rule: {stderr}");
+    assert!(
+        stderr.contains(&format!("request {id} approved by bob")),
+        "{stderr}"
+    );
+    assert_eq!(values(&t), [0, 9, 0, 9, 0]);
+    let r = request_until(proxy.admin, &id, |r| r["rows_affected"] == 2);
+    assert_eq!(r["status"], "executed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_update_gets_42501_and_the_session_goes_on() {
+    let t = unique("ap_reject");
+    table(&t);
+    let proxy = proxy_with(|_| {});
+    let client = proxy.connect("postgres", "airlock_test").await;
+    let sql = format!("UPDATE {t} SET v = 5 WHERE id = 1");
+    let held = tokio::spawn(async move {
+        let r = client.execute(sql.as_str(), &[]).await;
+        (client, r)
+    });
+    let r = pending_async(proxy.admin, &t).await;
+    let id = r["id"].as_str().unwrap().to_string();
+    let body = reject_ok(proxy.admin, BOB, &id, "not during the freeze");
+    assert_eq!(body["status"], "rejected");
+    let (client, result) = held.await.unwrap();
+    let err = result.expect_err("a rejected statement fails");
+    let db = db_error(&err);
+    assert_eq!(db.code(), &SqlState::INSUFFICIENT_PRIVILEGE, "{db:?}");
+    assert!(db.message().contains("bob"), "names the reviewer: {db:?}");
+    assert!(
+        db.message().contains("not during the freeze"),
+        "and the reason: {db:?}"
+    );
+    assert!(db.message().contains(&id), "and the request: {db:?}");
+    assert_eq!(values(&t), [0; 5], "the row is unchanged");
+    // The session stays usable.
+    let rows = client.simple_query("SELECT 1").await.unwrap();
+    assert!(
+        rows.iter().any(|m| matches!(
+            m,
+            tokio_postgres::SimpleQueryMessage::Row(row) if row.get(0) == Some("1")
+        )),
+        "{rows:?}"
+    );
+    let n: i32 = client
+        .query_one(&format!("select v from {t} where id = 1"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
+    let r = request(proxy.admin, &id);
+    assert_eq!(r["status"], "rejected");
+    assert_eq!(r["reason"], "not during the freeze");
+    assert_eq!(r["reviews"][0]["reviewer"], "bob");
+    assert_eq!(r["reviews"][0]["decision"], "reject");
+    assert!(r["executed_at"].is_null(), "{r}");
+    // A decided request cannot be decided again.
+    let (status, body) = approve(proxy.admin, ALICE, &id);
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "not_pending");
+    // A rejection without a reason is refused.
+    let sql = format!("UPDATE {t} SET v = 6 WHERE id = 2");
+    let held = tokio::spawn(async move { client.execute(sql.as_str(), &[]).await });
+    let r = pending_async(proxy.admin, "v = 6").await;
+    let second = r["id"].as_str().unwrap().to_string();
+    let (status, body) = reject(proxy.admin, ALICE, &second, "  ");
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(request(proxy.admin, &second)["status"], "pending");
+    reject_ok(proxy.admin, ALICE, &second, "no");
+    let err = held.await.unwrap().expect_err("rejected");
+    assert_eq!(db_error(&err).code(), &SqlState::INSUFFICIENT_PRIVILEGE);
+    assert!(db_error(&err).message().contains("alice"), "{err:?}");
+    assert_eq!(values(&t), [0; 5]);
+}
+
+/// The shipped policy holds `DELETE` without WHERE for two approvals: the
+/// first leaves the client waiting and the request pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_without_where_needs_two_approvals() {
+    let t = unique("ap_two");
+    table(&t);
+    let proxy = proxy_with(|_| {});
+    let client = proxy.connect("postgres", "airlock_test").await;
+    let sql = format!("DELETE FROM {t}");
+    let held = tokio::spawn(async move { client.execute(sql.as_str(), &[]).await });
+    let r = pending_async(proxy.admin, &t).await;
+    let id = r["id"].as_str().unwrap().to_string();
+    assert_eq!(r["rule"], "destructive-writes");
+    assert_eq!(r["approvals_required"], 2);
+    assert!(
+        r["risks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x == "no_where"),
+        "{r}"
+    );
+    let body = approve_ok(proxy.admin, ALICE, &id);
+    assert_eq!(body["status"], "pending", "one approval of two: {body}");
+    assert_eq!(body["reviews"].as_array().unwrap().len(), 1);
+    // The same reviewer cannot count twice.
+    let (status, body) = approve(proxy.admin, ALICE, &id);
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "already_reviewed");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!held.is_finished(), "the client still waits");
+    let r = request(proxy.admin, &id);
+    assert_eq!(r["status"], "pending");
+    assert_eq!(r["reviews"].as_array().unwrap().len(), 1);
+    assert_eq!(rows(&t), 5, "nothing ran after one approval");
+    approve_ok(proxy.admin, BOB, &id);
+    let deleted = tokio::time::timeout(PATIENCE, held)
+        .await
+        .expect("runs after the second approval")
+        .unwrap()
+        .unwrap();
+    assert_eq!(deleted, 5);
+    assert_eq!(rows(&t), 0);
+    let r = request_until(proxy.admin, &id, |r| r["rows_affected"] == 5);
+    assert_eq!(r["status"], "executed");
+    let who: Vec<_> = r["reviews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["reviewer"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(who, ["alice", "bob"]);
+}
+
+/// Nobody approves their own request (by name or by the roles they use),
+/// and only the rule's groups decide; refused attempts change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviewers_cannot_approve_their_own_or_other_groups_requests() {
+    let t = unique("ap_self");
+    table(&t);
+    let proxy = proxy_with(|_| {});
+    let client = proxy.connect("postgres", "airlock_test").await;
+    let sql = format!("UPDATE {t} SET v = 3 WHERE id = 5");
+    let held = tokio::spawn(async move { client.execute(sql.as_str(), &[]).await });
+    let r = pending_async(proxy.admin, &t).await;
+    let id = r["id"].as_str().unwrap().to_string();
+    for (who, token) in [("postgres", SELF), ("dave", DAVE), ("carol", CAROL)] {
+        let (status, body) = approve(proxy.admin, token, &id);
+        assert_eq!(status, 403, "{who} approving: {body}");
+        assert_eq!(body["error"]["code"], "forbidden", "{body}");
+        let (status, body) = reject(proxy.admin, token, &id, "mine");
+        assert_eq!(status, 403, "{who} rejecting: {body}");
+    }
+    let (_, body) = approve(proxy.admin, SELF, &id);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("own request"),
+        "{body}"
+    );
+    let (_, body) = approve(proxy.admin, CAROL, &id);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("reviewers"),
+        "{body}"
+    );
+    // No token, or a wrong one: 401.
+    let path = format!("/api/v1/requests/{id}/approve");
+    let (status, _) = call(proxy.admin, "POST", &path, None, Some("{}"));
+    assert_eq!(status, 401);
+    let (status, _) = call(proxy.admin, "POST", &path, Some("nope"), Some("{}"));
+    assert_eq!(status, 401);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!held.is_finished(), "the client still waits");
+    let r = request(proxy.admin, &id);
+    assert_eq!(r["status"], "pending");
+    assert_eq!(r["reviews"], serde_json::json!([]), "{r}");
+    assert_eq!(value(&t, 5), 0);
+    assert!(
+        !audit(proxy.admin)
+            .iter()
+            .any(|e| e["event"] == "approve" || e["event"] == "reject"),
+        "refused attempts are no decisions"
+    );
+    approve_ok(proxy.admin, ALICE, &id);
+    assert_eq!(held.await.unwrap().unwrap(), 1);
+    assert_eq!(value(&t, 5), 3);
+}
+
+/// The audit trail has the hold, the decision and the execution of each
+/// flow, with who, what and how many rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_trail_records_holds_decisions_and_executions() {
+    let t = unique("ap_audit");
+    table(&t);
+    let proxy = proxy_with(|_| {});
+    let admin = proxy.admin;
+
+    // Approved and run.
+    let client = proxy.connect("postgres", "airlock_test").await;
+    let sql = format!("UPDATE {t} SET v = 1 WHERE id IN (1, 2)");
+    let held = tokio::spawn(async move {
+        let r = client.execute(sql.as_str(), &[]).await;
+        (client, r)
+    });
+    let approved = pending_async(admin, "v = 1").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    approve_ok(admin, ALICE, &approved);
+    let (client, n) = held.await.unwrap();
+    assert_eq!(n.unwrap(), 2);
+
+    // Rejected.
+    let sql = format!("UPDATE {t} SET v = 2 WHERE id = 3");
+    let held = tokio::spawn(async move {
+        let r = client.execute(sql.as_str(), &[]).await;
+        (client, r)
+    });
+    let rejected = pending_async(admin, "v = 2").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    reject_ok(admin, BOB, &rejected, "wrong row");
+    let (client, r) = held.await.unwrap();
+    r.expect_err("rejected");
+
+    // Cancelled.
+    let token = client.cancel_token();
+    let sql = format!("UPDATE {t} SET v = 3 WHERE id = 4");
+    let held = tokio::spawn(async move { client.execute(sql.as_str(), &[]).await });
+    let cancelled = pending_async(admin, "v = 3").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    held.await.unwrap().expect_err("cancelled");
+    assert_eq!(values(&t), [1, 1, 0, 0, 0]);
+
+    let sql_of = move |id: &str| request(admin, id)["sql"].as_str().unwrap().to_string();
+    tokio::task::spawn_blocking(move || {
+        for id in [&approved, &rejected, &cancelled] {
+            let e = audit_entry(admin, "hold", id, |_| true);
+            assert_eq!(e["requester"], "postgres", "{e}");
+            assert_eq!(e["database"], "airlock_test", "{e}");
+            assert_eq!(e["rule"], "writes", "{e}");
+            assert_eq!(e["outcome"], "pending", "{e}");
+            assert_eq!(e["sql"], sql_of(id), "{e}");
+            assert!(e["client_addr"].as_str().unwrap().starts_with("127.0.0.1"));
+            assert!(e["at"].as_i64().unwrap() > 0, "{e}");
+        }
+        let e = audit_entry(admin, "approve", &approved, |_| true);
+        assert_eq!(e["actor"], "alice", "{e}");
+        assert_eq!(e["outcome"], "approved", "{e}");
+        assert_eq!(e["requester"], "postgres", "{e}");
+        assert_eq!(e["sql"], sql_of(&approved), "{e}");
+        let e = audit_entry(admin, "execute", &approved, |e| e["outcome"] == "executed");
+        assert_eq!(e["rows_affected"], 2, "{e}");
+        assert!(e["duration_ms"].is_i64(), "{e}");
+        assert_eq!(e["requester"], "postgres", "{e}");
+        let e = audit_entry(admin, "reject", &rejected, |_| true);
+        assert_eq!(e["actor"], "bob", "{e}");
+        assert_eq!(e["outcome"], "rejected", "{e}");
+        assert_eq!(e["sql"], sql_of(&rejected), "{e}");
+        let cancel = audit_entry(admin, "cancel", &cancelled, |_| true);
+        assert_eq!(cancel["outcome"], "cancelled", "{cancel}");
+        // Nothing ran but the approved statement.
+        let trail = audit(admin);
+        assert!(
+            !trail.iter().any(|e| e["event"] == "execute"
+                && (e["request_id"] == rejected.as_str() || e["request_id"] == cancelled.as_str())),
+            "{trail:#?}"
+        );
+        // Newest first, ids decreasing.
+        let ids: Vec<i64> = trail.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+        assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
+        // Like every other entry, the cancel says who and what.
+        assert_eq!(cancel["requester"], "postgres", "who withdrew it: {cancel}");
+        assert_eq!(cancel["database"], "airlock_test", "{cancel}");
+        assert_eq!(
+            cancel["sql"],
+            sql_of(&cancelled),
+            "what was withdrawn: {cancel}"
+        );
+    })
+    .await
+    .unwrap();
 }
