@@ -4,6 +4,7 @@
 //! grant lifetime. Also the audit writer, which takes events off the data
 //! path and appends them to the store in the background.
 
+pub mod estimate;
 pub mod hold;
 
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub struct ApprovalSettings {
     /// Where reviewers look at a request, without the id:
     /// `http://host:port/api/v1/requests/`.
     pub review_url: String,
+    /// A conninfo for row estimates (see [`estimate`]); none, none.
+    pub estimates: Option<String>,
 }
 
 impl Default for ApprovalSettings {
@@ -32,6 +35,7 @@ impl Default for ApprovalSettings {
             grant_lifetime: Duration::from_secs(3600),
             request_ttl: Duration::from_secs(24 * 3600),
             review_url: "/api/v1/requests/".into(),
+            estimates: None,
         }
     }
 }

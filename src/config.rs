@@ -57,6 +57,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// The reviewers and their API tokens.
     pub reviewers: Vec<Reviewer>,
+    /// A conninfo airlock uses to EXPLAIN held statements as the requesting
+    /// role (a role that may SET ROLE to requesters); none: no estimates.
+    pub estimates: Option<String>,
 }
 
 /// A person who may decide requests through the admin API.
@@ -137,6 +140,7 @@ impl Config {
             request_ttl: Duration::from_secs(24 * 3600),
             public_url: None,
             reviewers: Vec::new(),
+            estimates: None,
         }
     }
 }
@@ -197,6 +201,9 @@ pub struct Settings {
     /// Base URL of the admin API as reviewers reach it (for review links)
     #[arg(long, env = "AIRLOCK_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Conninfo for row estimates of held statements (EXPLAIN as the requester)
+    #[arg(long, env = "AIRLOCK_ESTIMATES")]
+    pub estimates: Option<String>,
     /// Reviewers (config file only): `[[reviewers]] name, token, groups, roles`
     #[arg(skip)]
     #[serde(default)]
@@ -240,6 +247,7 @@ impl Settings {
             grant_lifetime: self.grant_lifetime.or(lower.grant_lifetime),
             request_ttl: self.request_ttl.or(lower.request_ttl),
             public_url: self.public_url.or(lower.public_url),
+            estimates: self.estimates.or(lower.estimates),
             reviewers: if self.reviewers.is_empty() {
                 lower.reviewers
             } else {
@@ -343,6 +351,7 @@ impl Settings {
             &mut config.request_ttl,
         );
         config.public_url = self.public_url;
+        config.estimates = self.estimates;
         let mut names = std::collections::HashSet::new();
         for r in self.reviewers {
             if !names.insert(r.name.clone()) {

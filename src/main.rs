@@ -310,6 +310,7 @@ fn approval_settings(config: &airlock::Config) -> airlock::approval::ApprovalSet
         grant_lifetime: config.grant_lifetime,
         request_ttl: config.request_ttl,
         review_url: format!("{}/api/v1/requests/", base.trim_end_matches('/')),
+        estimates: config.estimates.clone(),
     }
 }
 

@@ -593,17 +593,26 @@ impl Session {
     /// On shutdown, an idle session (no statement running, no transaction
     /// open) is told and closed; a busy one gets until its next idle moment.
     fn close_if_idle(&mut self) {
+        // A held statement never ran upstream: the session can close at
+        // once, and its request stays open for a re-run after approval.
+        let holding = self.hold.is_some() && self.pending == 0 && self.relay.ready() == 0;
         let idle = self.state == State::Open
             && self.pending == 0
             && self.status == TransactionStatus::Idle
             && !self.copy_in
             && self.copy_remaining == 0
             && self.client_in.is_empty();
-        if idle {
-            self.say_fatal(Report::fatal(
+        if idle || (self.state == State::Open && holding) {
+            let mut report = Report::fatal(
                 sqlstate::ADMIN_SHUTDOWN,
                 "terminating connection due to administrator command",
-            ));
+            );
+            if let Some(id) = self.hold.as_ref().and_then(|h| h.id.clone()) {
+                report = report.with_detail(format!(
+                    "airlock is shutting down; request {id} stays open: once it is approved, run the statement again."
+                ));
+            }
+            self.say_fatal(report);
             self.server_out.extend(b"X\0\0\0\x04");
             self.state = State::Closing;
         }

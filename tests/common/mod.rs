@@ -167,6 +167,7 @@ impl TestProxy {
                 let admin = admin_listener.local_addr().unwrap();
                 let store_url = config.store.clone();
                 let grant = config.grant_lifetime;
+                let estimates = config.estimates.clone();
                 let proxy = match policy {
                     Some(p) => Proxy::with_policy(config, p),
                     None => Proxy::new(config),
@@ -184,6 +185,7 @@ impl TestProxy {
                     store,
                     airlock::approval::ApprovalSettings {
                         grant_lifetime: grant,
+                        estimates,
                         ..Default::default()
                     },
                 ));

@@ -121,6 +121,26 @@ impl Session {
                     held.since,
                     held.req.timeout,
                 ));
+                if let Some(conninfo) = approvals.settings.estimates.clone() {
+                    if crate::approval::estimate::wanted(&held.req.facts, &held.req.params) {
+                        let (store, id, role, sql) = (
+                            approvals.store.clone(),
+                            r.id.clone(),
+                            r.requester.clone(),
+                            r.sql.clone(),
+                        );
+                        tokio::spawn(async move {
+                            match crate::approval::estimate::rows(&conninfo, &role, &sql).await {
+                                Ok(n) => {
+                                    let _ = store.set_estimate(&id, n).await;
+                                }
+                                Err(e) => {
+                                    tracing::debug!(error = %e, request = %id, "no row estimate")
+                                }
+                            }
+                        });
+                    }
+                }
                 self.audit(&approvals, "hold", Some(&r), "pending", None);
                 self.say(notice);
             }
