@@ -4,19 +4,26 @@
 //! - Throughput and latency: `pgbench -n -S` (scale 10) in the simple,
 //!   extended and prepared query modes, at 1 client and at 8 clients (2
 //!   threads). Runs are interleaved — every workload direct, through airlock,
-//!   through PgBouncer, then the next workload, repeat after repeat — so
-//!   drift on a shared machine hits all three alike. The table shows medians
-//!   and the ratios that matter; absolute numbers from different runs are
-//!   not comparable.
+//!   through airlock with classification off, through PgBouncer, then the
+//!   next workload, repeat after repeat (the two airlock runs swap places
+//!   every other repeat) — so drift on a shared machine hits all alike. The
+//!   tables show medians and the ratios that matter; absolute numbers from
+//!   different runs are not comparable.
+//! - Classification cost: airlock against a second airlock process started
+//!   with `--classification false` (everything forwarded unchecked) and
+//!   otherwise identical; their throughput ratio per workload, held against
+//!   the target that, with the cache, classification costs no more than 5%
+//!   of pgbench -S throughput.
 //! - CPU: each proxy's user+system time across a run, per transaction.
 //! - Memory: each proxy's resident set size idle and with 2000 idle
 //!   client sessions open through it.
 //!
-//! Both proxies run as separate processes (airlock from the release binary
+//! The proxies run as separate processes (airlock from the release binary
 //! cargo builds for this benchmark), in session mode, with default settings
 //! apart from what PgBouncer needs to accept pgbench and 2000 clients.
 //! airlock inherits the environment, so `AIRLOCK_*` settings (such as
-//! `AIRLOCK_WORKERS`) set for `cargo bench` reach it.
+//! `AIRLOCK_WORKERS`) set for `cargo bench` reach both airlock processes;
+//! only `--classification` is set on their command lines.
 //!
 //! `AIRLOCK_BENCH_SECONDS` (default 10) sets the length of each run and
 //! `AIRLOCK_BENCH_REPEATS` (default 3) how often each runs. Targets are
@@ -141,7 +148,8 @@ fn run() -> Result<()> {
         machine.cpus, machine.memory_gib, machine.cpu_model
     );
     println!(
-        "runs: pgbench -n -S, scale {SCALE}, {} s each, {} repeats, interleaved direct/airlock/pgbouncer",
+        "runs: pgbench -n -S, scale {SCALE}, {} s each, {} repeats, interleaved \
+         direct/airlock/airlock-off/pgbouncer",
         settings.seconds, settings.repeats
     );
     println!("load average at start: {}", machine::load_average());
@@ -165,7 +173,13 @@ fn run() -> Result<()> {
     );
 
     let scratch = ScratchDir::new()?;
-    let mut airlock = servers::start_airlock(AIRLOCK_BIN.as_ref(), &cluster.addr(), &scratch)?;
+    let mut airlock =
+        servers::start_airlock(AIRLOCK_BIN.as_ref(), &cluster.addr(), true, &scratch)?;
+    let mut airlock_off =
+        servers::start_airlock(AIRLOCK_BIN.as_ref(), &cluster.addr(), false, &scratch)?;
+    if !airlock_off.log_contains("classification is off") {
+        println!("note: airlock-off did not log that classification is off (log level?)");
+    }
     let mut pgbouncer =
         servers::start_pgbouncer(cluster.port(), IDLE_CONNECTIONS as u32, &scratch)?;
     println!(
@@ -181,6 +195,7 @@ fn run() -> Result<()> {
         direct_port: cluster.port(),
         clock_ticks: machine::clock_ticks_per_second(),
         airlock: &mut airlock,
+        airlock_off: &mut airlock_off,
         pgbouncer: &mut pgbouncer,
     };
     bench.warm_up(settings.seconds.min(3))?;
@@ -209,6 +224,7 @@ struct Bench<'a> {
     direct_port: u16,
     clock_ticks: f64,
     airlock: &'a mut Server,
+    airlock_off: &'a mut Server,
     pgbouncer: &'a mut Server,
 }
 
@@ -230,12 +246,12 @@ impl Bench<'_> {
         let mut results = Results::new(&WORKLOADS);
         let total = settings.repeats * WORKLOADS.len() * Target::ALL.len();
         let mut done = 0;
-        for _ in 0..settings.repeats {
+        for repeat in 0..settings.repeats {
             for workload in WORKLOADS {
-                for target in Target::ALL {
+                for target in Target::order(repeat) {
                     done += 1;
                     let what = format!(
-                        "[{done:>2}/{total}] {:<8} {} cl  {:<9}",
+                        "[{done:>2}/{total}] {:<8} {} cl  {:<11}",
                         workload.mode.as_str(),
                         workload.clients,
                         target.as_str()
@@ -267,6 +283,7 @@ impl Bench<'_> {
         let (port, server) = match target {
             Target::Direct => (self.direct_port, None),
             Target::Airlock => (self.airlock.port, Some(&mut *self.airlock)),
+            Target::AirlockOff => (self.airlock_off.port, Some(&mut *self.airlock_off)),
             Target::PgBouncer => (self.pgbouncer.port, Some(&mut *self.pgbouncer)),
         };
         let before = server

@@ -1,5 +1,6 @@
 //! Collected samples, their medians, and the printed report: the results
-//! table, the targets marked PASS/MISS, and the memory measurement.
+//! table, what classification costs (airlock with it on against airlock
+//! with it off), the targets marked PASS/MISS, and the memory measurement.
 
 use crate::idle::IdleMemory;
 use crate::pgbench::{Outcome, Workload};
@@ -8,18 +9,43 @@ use crate::pgbench::{Outcome, Workload};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     Direct,
+    /// airlock as configured, classifying every statement.
     Airlock,
+    /// A second airlock process, identical but for `--classification
+    /// false`: everything forwarded unchecked.
+    AirlockOff,
     PgBouncer,
 }
 
+/// How many targets a row has.
+const TARGETS: usize = 4;
+
 impl Target {
-    /// The order runs are interleaved in, and the index of each in a row.
-    pub const ALL: [Target; 3] = [Target::Direct, Target::Airlock, Target::PgBouncer];
+    /// The order runs are interleaved in (see [`Target::order`]), and the
+    /// index of each in a row.
+    pub const ALL: [Target; TARGETS] = [
+        Target::Direct,
+        Target::Airlock,
+        Target::AirlockOff,
+        Target::PgBouncer,
+    ];
+
+    /// The order of the runs in repeat `repeat`: [`Target::ALL`], with the
+    /// two airlock runs swapped every other repeat so that neither always
+    /// runs right after the other.
+    pub fn order(repeat: usize) -> [Target; TARGETS] {
+        let mut order = Target::ALL;
+        if repeat % 2 == 1 {
+            order.swap(1, 2);
+        }
+        order
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
             Target::Direct => "direct",
             Target::Airlock => "airlock",
+            Target::AirlockOff => "airlock-off",
             Target::PgBouncer => "pgbouncer",
         }
     }
@@ -66,12 +92,16 @@ pub mod targets {
     pub const MAX_ADDED_US: f64 = 30.0;
     /// Resident memory of airlock holding the idle connections, below.
     pub const MAX_IDLE_RSS_MIB: f64 = 128.0;
+    /// With the cache, classification costs no more than 5% of pgbench -S
+    /// throughput: airlock's throughput relative to airlock with
+    /// classification off, at least.
+    pub const MIN_RATIO_TO_UNCLASSIFIED: f64 = 0.95;
 }
 
 /// All samples of a benchmark run, by workload and target.
 pub struct Results {
     workloads: Vec<Workload>,
-    cells: Vec<[Cell; 3]>,
+    cells: Vec<[Cell; TARGETS]>,
 }
 
 impl Results {
@@ -155,6 +185,7 @@ impl Results {
              latency, us).\n  cpu: the proxy process's user+system CPU per transaction, us \
              (from /proc/PID/stat, clock-tick resolution)."
         );
+        self.print_classification();
         self.print_errors();
         println!();
         println!("Targets");
@@ -189,7 +220,49 @@ impl Results {
                     added.map(|us| us <= targets::MAX_ADDED_US),
                 );
             }
+            let on_off = row.ratio(Target::Airlock, Target::AirlockOff);
+            verdict(
+                &format!(
+                    "{name}: classifying costs <= {:.0}% (on/off)",
+                    (1.0 - targets::MIN_RATIO_TO_UNCLASSIFIED) * 100.0,
+                ),
+                &fmt(on_off, 3, "x"),
+                on_off.map(|r| r >= targets::MIN_RATIO_TO_UNCLASSIFIED),
+            );
         }
+    }
+
+    /// Prints airlock against airlock with classification off: throughput,
+    /// their ratio, and the proxy CPU classification adds per transaction.
+    fn print_classification(&self) {
+        println!();
+        println!("Classification cost (airlock as is against airlock --classification false)");
+        println!(
+            "{:<9}{:>3} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9}",
+            "mode", "cl", "airlock", "al-off", "on/off", "al cpu", "off cpu", "+cpu"
+        );
+        for (w, row) in self.rows() {
+            let on_cpu = row.cpu(Target::Airlock);
+            let off_cpu = row.cpu(Target::AirlockOff);
+            println!(
+                "{:<9}{:>3} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9}",
+                w.mode.as_str(),
+                w.clients,
+                fmt(row.tps(Target::Airlock), 0, ""),
+                fmt(row.tps(Target::AirlockOff), 0, ""),
+                fmt(row.ratio(Target::Airlock, Target::AirlockOff), 3, "x"),
+                fmt(on_cpu, 1, ""),
+                fmt(off_cpu, 1, ""),
+                fmt(on_cpu.zip(off_cpu).map(|(a, b)| a - b), 1, ""),
+            );
+        }
+        println!(
+            "  al-off: a second airlock process with --classification false (no classification, \
+             no policy,\n  no read-only backstop), otherwise identical. on/off: airlock tps / \
+             al-off tps (target >= {:.2}x).\n  +cpu: al cpu - off cpu, the proxy CPU per \
+             transaction that classifying adds, us.",
+            targets::MIN_RATIO_TO_UNCLASSIFIED
+        );
     }
 
     fn print_errors(&self) {
@@ -215,13 +288,13 @@ impl Results {
 
 /// The medians of one workload's cells.
 struct Row {
-    tps: [Option<f64>; 3],
-    latency_ms: [Option<f64>; 3],
-    cpu: [Option<f64>; 3],
+    tps: [Option<f64>; TARGETS],
+    latency_ms: [Option<f64>; TARGETS],
+    cpu: [Option<f64>; TARGETS],
 }
 
 impl Row {
-    fn new(cells: &[Cell; 3]) -> Row {
+    fn new(cells: &[Cell; TARGETS]) -> Row {
         Row {
             tps: cells.each_ref().map(Cell::tps),
             latency_ms: cells.each_ref().map(Cell::latency_ms),

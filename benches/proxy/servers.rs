@@ -1,6 +1,7 @@
-//! The two proxies under test, each a separate process: airlock from its
-//! release binary and PgBouncer from Debian's package, with a scratch
-//! directory for their logs and configuration.
+//! The proxies under test, each a separate process: airlock from its
+//! release binary (twice: classifying, and with classification off) and
+//! PgBouncer from Debian's package, with a scratch directory for their logs
+//! and configuration.
 //!
 //! Both run under `setpriv --pdeathsig=SIGTERM`, so they go away with the
 //! benchmark even if it is killed before its guards run; the signal fires
@@ -92,6 +93,11 @@ impl Server {
         Ok(())
     }
 
+    /// Whether the process's log so far contains `text`.
+    pub fn log_contains(&self, text: &str) -> bool {
+        std::fs::read_to_string(&self.log).is_ok_and(|log| log.contains(text))
+    }
+
     fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
@@ -139,10 +145,23 @@ impl Drop for Server {
 }
 
 /// Starts `airlock serve` from `binary` in front of `upstream`, with its
-/// default settings, logging to `scratch/airlock.log`.
-pub fn start_airlock(binary: &Path, upstream: &str, scratch: &ScratchDir) -> Result<Server> {
+/// default settings apart from `--classification`, given explicitly so an
+/// `AIRLOCK_CLASSIFICATION` in the environment cannot change it. Logs to
+/// `scratch/airlock.log`, or `scratch/airlock-off.log` without
+/// classification.
+pub fn start_airlock(
+    binary: &Path,
+    upstream: &str,
+    classification: bool,
+    scratch: &ScratchDir,
+) -> Result<Server> {
     let port = airlock::cluster::free_port()?;
-    let log = scratch.path().join("airlock.log");
+    let name = if classification {
+        "airlock"
+    } else {
+        "airlock-off"
+    };
+    let log = scratch.path().join(format!("{name}.log"));
     let mut command = guarded(None);
     command
         .arg(binary)
@@ -150,8 +169,10 @@ pub fn start_airlock(binary: &Path, upstream: &str, scratch: &ScratchDir) -> Res
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .arg("--upstream")
-        .arg(upstream);
-    spawn("airlock", command, port, log)
+        .arg(upstream)
+        .arg("--classification")
+        .arg(classification.to_string());
+    spawn(name, command, port, log)
 }
 
 /// Starts PgBouncer in session mode in front of the server on
