@@ -370,3 +370,80 @@ async fn the_audit_trail_records_holds_decisions_and_executions() {
     .await
     .unwrap();
 }
+
+/// A multi-statement simple query is held as a whole: not even its read
+/// runs before the decision; after it, every part runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_statement_query_is_held_as_a_whole() {
+    let t = unique("ap_multi");
+    table(&t);
+    let proxy = proxy_with(|_| {});
+    let client = proxy.connect("postgres", "airlock_test").await;
+    let sql = format!(
+        "SELECT pg_advisory_xact_lock(0) IS NULL; UPDATE {t} SET v = 1 WHERE id = 1; \
+         UPDATE {t} SET v = 2 WHERE id IN (2, 3)"
+    );
+    let held = tokio::spawn({
+        let sql = sql.clone();
+        async move { client.simple_query(&sql).await }
+    });
+    let r = pending_async(proxy.admin, &t).await;
+    assert_eq!(r["sql"], sql, "the reviewer sees all of it");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!held.is_finished());
+    assert_eq!(values(&t), [0; 5]);
+    approve_ok(proxy.admin, ALICE, r["id"].as_str().unwrap());
+    let msgs = held.await.unwrap().unwrap();
+    let done: Vec<u64> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::CommandComplete(n) => Some(*n),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(done, [1, 1, 2]);
+    assert_eq!(values(&t), [1, 2, 2, 0, 0]);
+}
+
+/// An approved statement that PostgreSQL then refuses: the client gets
+/// PostgreSQL's own error, nothing changes, and the audit trail does not
+/// record it as a success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_statement_that_fails_reports_the_real_error() {
+    let t = unique("ap_fails");
+    table(&t);
+    let proxy = proxy_with(|_| {});
+    let client = proxy.connect("postgres", "airlock_test").await;
+    let sql = format!("UPDATE {t} SET id = 1 WHERE id = 2");
+    let held = tokio::spawn(async move {
+        let r = client.execute(sql.as_str(), &[]).await;
+        (client, r)
+    });
+    let r = pending_async(proxy.admin, &t).await;
+    let id = r["id"].as_str().unwrap().to_string();
+    approve_ok(proxy.admin, ALICE, &id);
+    let (client, result) = held.await.unwrap();
+    let err = result.expect_err("a duplicate key");
+    assert_eq!(
+        db_error(&err).code(),
+        &SqlState::UNIQUE_VIOLATION,
+        "{err:?}"
+    );
+    assert_eq!(
+        direct(&format!("select count(*) from {t} where id = 2")),
+        "1"
+    );
+    let one: i32 = client.query_one("select 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+    let admin = proxy.admin;
+    let e = tokio::task::spawn_blocking(move || {
+        audit_entry(admin, "execute", &id, |e| e["outcome"] != "running")
+    })
+    .await
+    .unwrap();
+    assert!(e["rows_affected"].is_null(), "{e}");
+    assert_ne!(
+        e["outcome"], "executed",
+        "a statement PostgreSQL refused is not recorded as executed: {e}"
+    );
+}

@@ -241,6 +241,29 @@ async fn disconnect_while_held_then_rerun_after_approval() {
     assert_eq!(values(&t), [0; 5], "nothing ran on the dead connection");
     assert_eq!(request(admin, &id)["status"], "approved");
 
+    // Another role running the identical SQL does not get the grant.
+    let role = unique("ap_other");
+    direct(&format!(
+        "CREATE ROLE {role} LOGIN; GRANT SELECT, UPDATE ON {t} TO {role}"
+    ));
+    let other = common::connect(&proxy.conninfo(&role, "airlock_test")).await;
+    let token = other.cancel_token();
+    let held = tokio::spawn({
+        let sql = sql.clone();
+        async move { other.execute(sql.as_str(), &[]).await }
+    });
+    let theirs = tokio::task::spawn_blocking({
+        let (t, id) = (t.clone(), id.clone());
+        move || pending_except(admin, &t, &[&id])
+    })
+    .await
+    .unwrap();
+    assert_eq!(theirs["requester"], role.as_str());
+    token.cancel_query(NoTls).await.unwrap();
+    held.await.unwrap().expect_err("cancelled");
+    assert_eq!(request(admin, &id)["status"], "approved");
+    assert_eq!(values(&t), [0; 5]);
+
     let client = proxy.connect("postgres", "airlock_test").await;
     let n = tokio::time::timeout(PATIENCE, client.execute(sql.as_str(), &[]))
         .await
@@ -253,7 +276,8 @@ async fn disconnect_while_held_then_rerun_after_approval() {
     // Once only: the next identical run is a new request.
     let token = client.cancel_token();
     let held = tokio::spawn(async move { client.execute(sql.as_str(), &[]).await });
-    let again = pending_except(admin, &t, &[&id]);
+    let theirs = theirs["id"].as_str().unwrap().to_string();
+    let again = pending_except(admin, &t, &[&id, &theirs]);
     assert_ne!(again["id"], id.as_str());
     token.cancel_query(NoTls).await.unwrap();
     let err = held.await.unwrap().expect_err("cancelled");
@@ -302,5 +326,46 @@ async fn an_early_cancel_leaves_no_request_pending() {
         left.is_empty(),
         "requests whose client was told they were cancelled, not cancelled: {left:#?}"
     );
+    assert_eq!(values(&t), [0; 5]);
+}
+
+/// An approval is a grant for a limited time: a re-run after it lapsed is
+/// held again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lapsed_grant_is_not_used() {
+    let t = unique("ap_lapsed");
+    table(&t);
+    let proxy = proxy_with(|c| c.grant_lifetime = Duration::from_secs(1));
+    let admin = proxy.admin;
+    let sql = format!("UPDATE {t} SET v = v + 1 WHERE id = 1");
+    let (client, connection) = connect_with_task(&proxy).await;
+    let held = tokio::spawn({
+        let sql = sql.clone();
+        async move { client.execute(sql.as_str(), &[]).await }
+    });
+    let r = pending_async(admin, &t).await;
+    let id = r["id"].as_str().unwrap().to_string();
+    connection.abort();
+    held.await.unwrap().expect_err("the connection is gone");
+    let r = approve_ok(admin, ALICE, &id);
+    assert_eq!(
+        r["grant_expires_at"].as_i64().unwrap() - r["decided_at"].as_i64().unwrap(),
+        1000,
+        "{r}"
+    );
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let client = proxy.connect("postgres", "airlock_test").await;
+    let token = client.cancel_token();
+    let held = tokio::spawn(async move { client.execute(sql.as_str(), &[]).await });
+    let again = tokio::task::spawn_blocking({
+        let (t, id) = (t.clone(), id.clone());
+        move || pending_except(admin, &t, &[&id])
+    })
+    .await
+    .unwrap();
+    assert_ne!(again["id"], id.as_str());
+    token.cancel_query(NoTls).await.unwrap();
+    held.await.unwrap().expect_err("cancelled");
+    assert_ne!(request(admin, &id)["status"], "executed");
     assert_eq!(values(&t), [0; 5]);
 }
