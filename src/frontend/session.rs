@@ -354,7 +354,9 @@ impl Session {
                 break;
             }
             let message = &self.client_in.bytes()[..total];
-            let verdict = if std::mem::take(&mut self.approved_head) {
+            // An approved message keeps its approval until it is actually
+            // forwarded (a mode switch may make it wait a round trip).
+            let verdict = if self.approved_head {
                 Verdict::Forward
             } else {
                 self.gate
@@ -373,6 +375,7 @@ impl Session {
                     if self.gate.changes_read_only {
                         self.upstream_mode = Mode::Unknown;
                     }
+                    self.approved_head = false;
                     self.server_out.extend(&self.client_in.bytes()[..total]);
                 }
                 Verdict::Refuse(report) => self.refuse(tag, report),
