@@ -8,6 +8,7 @@ mod review;
 
 use std::time::{Duration, Instant};
 
+use common::http::call;
 use common::*;
 use review::*;
 use tokio_postgres::error::SqlState;
@@ -23,7 +24,11 @@ async fn hold(proxy: &TestProxy, sql: String) -> Held {
 /// A proxy with the shipped policy whose store is `url`.
 fn proxy_on(url: &str) -> TestProxy {
     let url = url.to_string();
-    proxy(move |c| c.store = url)
+    proxy(move |c| {
+        c.store = url;
+        // A failing test does not wait long for a held session to end.
+        c.shutdown_timeout = Duration::from_secs(2);
+    })
 }
 
 /// The database name of a store URL.
@@ -325,4 +330,126 @@ async fn simultaneous_approvals_through_two_proxies_run_the_statement_once() {
     assert_eq!(held.await.unwrap().unwrap(), 5);
     assert_eq!(total(&t), 501);
     assert_eq!(stored(&url, &id, "status"), "executed");
+}
+
+/// Notifications sent while a proxy's LISTEN connection is down are lost
+/// (PostgreSQL does not queue them for a listener that is not there). A
+/// proxy that reconnects its listener must catch up on what changed
+/// meanwhile, or a statement it holds never sees its approval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_made_while_the_listener_was_down_still_wakes_the_statement() {
+    let url = pg_store_url("airlock_pgstore_gap");
+    let store_db = db_of(&url).to_string();
+    let t = unique("pgs_gap");
+    table(&t);
+    let a = proxy_on(&url);
+    let b = proxy_on(&url);
+    let (admin_a, admin_b) = (a.admin, b.admin);
+    let held = hold(&a, format!("UPDATE {t} SET v = 8 WHERE id = 4")).await;
+    let needle = t.clone();
+    let id = blocking(move || {
+        pending(admin_b, &needle)["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    })
+    .await;
+
+    // The store's database refuses new connections, and the listeners'
+    // connections are ended: they cannot come back yet. B records the
+    // approval on a pooled connection; its NOTIFY finds no listener. (B's
+    // pool is warmed first; if it still needs a new connection, the
+    // approval fails with 503 and the attempt is repeated.)
+    let allow = |on: bool| {
+        stdout_ok(&psql(
+            pg().port,
+            "postgres",
+            "postgres",
+            &[
+                "-qc",
+                &format!("ALTER DATABASE {store_db} ALLOW_CONNECTIONS {on}"),
+            ],
+        ));
+    };
+    let listeners = |db: &str| {
+        scalar(
+            "postgres",
+            &format!(
+                "select count(*) from pg_stat_activity \
+                 where datname = '{db}' and query ilike 'LISTEN%'"
+            ),
+        )
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let calls: Vec<_> = (0..8)
+            .map(|_| {
+                tokio::task::spawn_blocking(move || {
+                    call(
+                        admin_b,
+                        "GET",
+                        "/api/v1/requests?limit=500",
+                        Some(BOB),
+                        None,
+                    )
+                })
+            })
+            .collect();
+        for c in calls {
+            assert_eq!(c.await.unwrap().0, 200);
+        }
+        allow(false);
+        let ended = scalar(
+            "postgres",
+            &format!(
+                "select count(pg_terminate_backend(pid)) from pg_stat_activity \
+                 where datname = '{store_db}' and query ilike 'LISTEN%'"
+            ),
+        );
+        assert_eq!(ended, "2", "one listener per proxy");
+        let i = id.clone();
+        let (status, body) = blocking(move || approve(admin_b, ALICE, &i)).await;
+        allow(true);
+        if status == 200 {
+            assert_eq!(body["status"], "approved");
+            break;
+        }
+        assert_error(
+            "approval without a connection",
+            (status, body),
+            503,
+            "store_unavailable",
+        );
+        if stored(&url, &id, "status") == "approved" {
+            break;
+        }
+        assert!(attempt < 3, "B's pool never had a connection to spare");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while listeners(&store_db) != "2" {
+            assert!(Instant::now() < deadline, "the listeners did not come back");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // Both listeners are back within about a second.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listeners(&store_db) != "2" {
+        assert!(Instant::now() < deadline, "the listeners did not come back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let rows = tokio::time::timeout(Duration::from_secs(5), held)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the statement held on A never saw the approval recorded while its listener \
+                 was down (request {id} is still {} on A)",
+                stored(&url, &id, "status")
+            )
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(rows, 1);
+    assert_eq!(value(&t, 4), 8);
+    let _ = admin_a;
 }
