@@ -341,6 +341,22 @@ impl Gate {
         self.changes_read_only = facts.risks().contains(Risks::READ_ONLY_CHANGE);
     }
 
+    /// The server's parameter types for a statement (from its
+    /// ParameterDescription), for those the Parse left unspecified: bound
+    /// values are then decoded by their real type for reviewers.
+    pub fn learn_param_types(&mut self, statement: &[u8], types: Vec<u32>) {
+        if let Some(p) = self.statements.get_mut(statement) {
+            if p.param_types.len() < types.len() {
+                p.param_types.resize(types.len(), 0);
+            }
+            for (have, t) in p.param_types.iter_mut().zip(types) {
+                if *have == 0 {
+                    *have = t;
+                }
+            }
+        }
+    }
+
     /// Portals do not outlive their transaction.
     pub fn transaction_ended(&mut self) {
         if !self.portals.is_empty() {

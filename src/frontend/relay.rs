@@ -14,7 +14,7 @@ use crate::protocol::backend::{self as be, TransactionStatus};
 use crate::protocol::{peek_header, HEADER_LEN};
 
 /// What one scan saw that the session must act on.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Seen {
     /// ReadyForQuery messages, and the status the last one carried.
     pub ready_for_query: u32,
@@ -27,6 +27,10 @@ pub struct Seen {
     pub swallowed_error: bool,
     /// Rows reported by the last CommandComplete, while capturing.
     pub rows: Option<i64>,
+    /// The SQLSTATE of an ErrorResponse, while capturing.
+    pub error: Option<String>,
+    /// Parameter types from ParameterDescription messages, in order.
+    pub param_types: Vec<Vec<u32>>,
 }
 
 /// A malformed upstream stream.
@@ -204,6 +208,7 @@ impl Relay {
                     self.ready += HEADER_LEN + len;
                 }
                 be::READY_FOR_QUERY
+                | be::PARAMETER_DESCRIPTION
                 | be::PARAMETER_STATUS
                 | be::COPY_IN_RESPONSE
                 | be::ERROR_RESPONSE => {
@@ -272,7 +277,15 @@ impl Relay {
                 }
             }
             be::COPY_IN_RESPONSE => seen.copy_in = true,
+            be::PARAMETER_DESCRIPTION => {
+                seen.param_types
+                    .push(be::parse_parameter_description(body).unwrap_or_default());
+            }
             be::ERROR_RESPONSE => {
+                if self.capture {
+                    seen.error = be::error_field(body, b'C')
+                        .map(|c| String::from_utf8_lossy(c).into_owned());
+                }
                 if matches!(
                     be::error_field(body, b'V').or_else(|| be::error_field(body, b'S')),
                     Some(b"FATAL" | b"PANIC")

@@ -121,6 +121,11 @@ pub struct Session {
     executing: Option<Executing>,
     /// Rows the last CommandComplete reported, while executing.
     last_rows: Option<i64>,
+    /// Statements described (Describe 'S') whose ParameterDescription has
+    /// not come yet.
+    describes: std::collections::VecDeque<Vec<u8>>,
+    /// The SQLSTATE of an error the last approved statement met.
+    last_error: Option<String>,
     /// CancelRequests for this session.
     cancels: tokio::sync::mpsc::UnboundedReceiver<()>,
     cancel_target: Option<super::cancel::CancelTarget>,
@@ -187,6 +192,8 @@ impl Session {
             approved_head: false,
             executing: None,
             last_rows: None,
+            last_error: None,
+            describes: Default::default(),
             cancels: e.cancels,
             cancel_target: e.cancel_target,
             connect_timeout: proxy.config.connect_timeout,
@@ -236,7 +243,11 @@ impl Session {
                     None => Ok(()),
                 };
             }
-            let read_client = self.state == State::Open && self.server_out.len() < HIGH_WATER;
+            // Unread client bytes pile up while a statement is held; past
+            // the high-water mark the client waits (TCP backpressure).
+            let read_client = self.state == State::Open
+                && self.server_out.len() < HIGH_WATER
+                && self.client_in.len() < HIGH_WATER + self.max_message_size.min(HIGH_WATER);
             let read_server = self.relay.ready() < HIGH_WATER;
             let write_client = self.relay.ready() > 0;
             let write_server = !self.server_out.is_empty();
@@ -376,6 +387,12 @@ impl Session {
                         self.upstream_mode = Mode::Unknown;
                     }
                     self.approved_head = false;
+                    if tag == fe::DESCRIBE {
+                        let body = &self.client_in.bytes()[HEADER_LEN..total];
+                        if let Ok((b'S', name)) = fe::parse_target(body) {
+                            self.describes.push_back(name.to_vec());
+                        }
+                    }
                     self.server_out.extend(&self.client_in.bytes()[..total]);
                 }
                 Verdict::Refuse(report) => self.refuse(tag, report),
@@ -517,11 +534,22 @@ impl Session {
         if seen.rows.is_some() {
             self.last_rows = seen.rows;
         }
+        if seen.error.is_some() {
+            self.last_error = seen.error;
+        }
+        for types in seen.param_types {
+            if let Some(name) = self.describes.pop_front() {
+                self.gate.learn_param_types(&name, types);
+            }
+        }
         if seen.ready_for_query > 0 {
             self.pending = self.pending.saturating_sub(seen.ready_for_query);
+            // Describes the server discarded after an error get no answer.
+            self.describes.clear();
             if self.executing.is_some() && self.pending == 0 {
                 let rows = self.last_rows.take();
-                self.finish_execution(rows);
+                let error = self.last_error.take();
+                self.finish_execution(rows, error);
             }
             if let Some(status) = seen.status {
                 self.status = status;

@@ -17,6 +17,7 @@ pub const NEGOTIATE_PROTOCOL_VERSION: u8 = b'v';
 pub const NOTICE_RESPONSE: u8 = b'N';
 pub const NOTIFICATION_RESPONSE: u8 = b'A';
 pub const PARAMETER_STATUS: u8 = b'S';
+pub const PARAMETER_DESCRIPTION: u8 = b't';
 pub const PARSE_COMPLETE: u8 = b'1';
 pub const READY_FOR_QUERY: u8 = b'Z';
 
@@ -218,6 +219,15 @@ pub fn parse_parameter_status(body: &[u8]) -> Result<(&[u8], &[u8]), Malformed> 
     let name = r.cstr("ParameterStatus")?;
     let value = r.cstr("ParameterStatus")?;
     Ok((name, value))
+}
+
+/// Decodes a ParameterDescription body into its parameter type OIDs.
+pub fn parse_parameter_description(body: &[u8]) -> Result<Vec<u32>, Malformed> {
+    let mut r = Reader::new(body);
+    let n = r.i16("ParameterDescription")?;
+    (0..n.max(0))
+        .map(|_| r.i32("ParameterDescription").map(|t| t as u32))
+        .collect()
 }
 
 /// One field of an ErrorResponse or NoticeResponse, by its type byte.

@@ -320,13 +320,22 @@ impl Store {
         Ok(None)
     }
 
-    /// Records how many rows the executed statement affected.
-    pub async fn set_rows(&self, id: &str, rows: Option<i64>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE requests SET rows_affected = $2 WHERE id = $1")
-            .bind(id)
-            .bind(rows)
-            .execute(&self.pool)
-            .await?;
+    /// Records what the executed statement did: the rows it affected, or
+    /// why PostgreSQL refused it (in `reason`).
+    pub async fn set_outcome(
+        &self,
+        id: &str,
+        rows: Option<i64>,
+        failure: Option<String>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE requests SET rows_affected = $2, reason = COALESCE($3, reason) WHERE id = $1",
+        )
+        .bind(id)
+        .bind(rows)
+        .bind(failure)
+        .execute(&self.pool)
+        .await?;
         self.changed(id).await;
         Ok(())
     }

@@ -228,24 +228,48 @@ impl Session {
         };
         let tag = held.tag;
         let id = held.id.clone();
-        if let (Some(approvals), Some(id)) = (self.approvals.clone(), id.clone()) {
-            let store = approvals.store.clone();
-            let audit_id = id.clone();
+        if let Some(approvals) = self.approvals.clone() {
+            let mut audit = self.audit_event("cancel", None, "cancelled");
+            audit.sql = held.req.sql.clone();
+            audit.params = held.req.params.clone();
+            audit.rule = held.req.rule.clone();
+            // Before the request is open, its opening is still under way:
+            // let it finish, then withdraw what it opened (or give back a
+            // grant it claimed), so nothing is left pending unwatched.
+            let opening = match id.clone() {
+                Some(_) => None,
+                None => self
+                    .hold
+                    .as_mut()
+                    .map(|h| std::mem::replace(&mut h.fut, Box::pin(std::future::pending()))),
+            };
+            let known = id.clone();
             tokio::spawn(async move {
-                if let Ok(true) = store
-                    .transition(
-                        &id,
-                        crate::store::Status::Pending,
-                        crate::store::Status::Cancelled,
-                    )
-                    .await
-                {
-                    approvals.audit(AuditEvent {
-                        event: "cancel".into(),
-                        request_id: Some(audit_id),
-                        outcome: "cancelled".into(),
-                        ..Default::default()
-                    });
+                use crate::store::Status;
+                let id = match (known, opening) {
+                    (Some(id), _) => Some(id),
+                    (None, Some(fut)) => match fut.await {
+                        HoldEvent::Opened(r) => Some(r.id),
+                        HoldEvent::Granted(r) => {
+                            let _ = approvals
+                                .store
+                                .transition(&r.id, Status::Executed, Status::Approved)
+                                .await;
+                            None
+                        }
+                        _ => None,
+                    },
+                    (None, None) => None,
+                };
+                if let Some(id) = id {
+                    if let Ok(true) = approvals
+                        .store
+                        .transition(&id, Status::Pending, Status::Cancelled)
+                        .await
+                    {
+                        audit.request_id = Some(id);
+                        approvals.audit(audit);
+                    }
                 }
             });
         }
@@ -278,8 +302,9 @@ impl Session {
     }
 
     /// The statement approved and run: record its outcome once its
-    /// ReadyForQuery has come.
-    pub(super) fn finish_execution(&mut self, rows: Option<i64>) {
+    /// ReadyForQuery has come — the rows it affected, or the SQLSTATE with
+    /// which PostgreSQL refused it.
+    pub(super) fn finish_execution(&mut self, rows: Option<i64>, error: Option<String>) {
         let Some(ex) = self.executing.take() else {
             return;
         };
@@ -288,14 +313,19 @@ impl Session {
             return;
         };
         let ms = ex.since.elapsed().as_millis() as i64;
-        let mut e = self.audit_event("execute", Some(&ex.request), "executed");
+        let outcome = match &error {
+            None => "executed".to_string(),
+            Some(code) => format!("failed: SQLSTATE {code}"),
+        };
+        let mut e = self.audit_event("execute", Some(&ex.request), &outcome);
         e.rows_affected = rows;
         e.duration_ms = Some(ms);
         approvals.audit(e);
         let store = approvals.store.clone();
         let id = ex.request.id.clone();
+        let failure = error.map(|_| outcome);
         tokio::spawn(async move {
-            let _ = store.set_rows(&id, rows).await;
+            let _ = store.set_outcome(&id, rows, failure).await;
         });
     }
 
