@@ -453,3 +453,57 @@ async fn an_approval_made_while_the_listener_was_down_still_wakes_the_statement(
     assert_eq!(value(&t, 4), 8);
     let _ = admin_a;
 }
+
+/// One change, one event: the proxy that makes a change publishes it to
+/// its own subscribers, and must not publish it again when its own NOTIFY
+/// comes back through its listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_change_is_one_event_on_every_proxy() {
+    let url = pg_store_url("airlock_pgstore_once");
+    let t = unique("pgs_once");
+    table(&t);
+    let a = proxy_on(&url);
+    let b = proxy_on(&url);
+    let (admin_a, admin_b) = (a.admin, b.admin);
+    let mut on_a = blocking(move || Events::open(admin_a, BOB)).await;
+    let mut on_b = blocking(move || Events::open(admin_b, BOB)).await;
+    let held = hold(&a, format!("UPDATE {t} SET v = 2 WHERE id = 5")).await;
+    let needle = t.clone();
+    let id = blocking(move || {
+        pending(admin_a, &needle)["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    })
+    .await;
+    // Nothing else happens to the request for a while: count its events.
+    let counts = blocking(move || {
+        let mut counts = Vec::new();
+        for events in [&mut on_a, &mut on_b] {
+            // What arrived meanwhile is buffered in the socket.
+            let deadline = Instant::now() + Duration::from_millis(1000);
+            let mut seen = Vec::new();
+            while let Some(e) = events.next(deadline) {
+                if e.id == id {
+                    seen.push(e.name);
+                }
+            }
+            counts.push(seen);
+        }
+        (counts, id)
+    })
+    .await;
+    let (counts, id) = counts;
+    assert_eq!(
+        counts,
+        [
+            vec!["request.created".to_string()],
+            vec!["request.created".to_string()]
+        ],
+        "events for {id} on the proxy that holds it and on its peer"
+    );
+    let (status, _) = blocking(move || approve(admin_b, ALICE, &id)).await;
+    assert_eq!(status, 200);
+    assert_eq!(held.await.unwrap().unwrap(), 1);
+    assert_eq!(value(&t, 5), 2);
+}
