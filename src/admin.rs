@@ -5,7 +5,8 @@
 //! - `GET /readyz`: 200 when the upstream accepts connections, else 503.
 //! - `GET /metrics`: Prometheus text exposition.
 //! - `GET /api/v1/requests?status=pending&before=&limit=`: requests, newest
-//!   first, paged (`next_before` gives the next page's `before`).
+//!   first, paged (`next_before` is the next page's `before`, an opaque
+//!   cursor).
 //! - `GET /api/v1/requests/{id}`
 //! - `POST /api/v1/requests/{id}/approve` `{"comment": "..."}`
 //! - `POST /api/v1/requests/{id}/reject` `{"reason": "..."}`
@@ -76,6 +77,13 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
+        })
         .with_state(AdminState { proxy })
 }
 
@@ -121,8 +129,9 @@ struct AuditQuery {
 async fn audit(
     State(state): State<AdminState>,
     _who: Authenticated,
-    Query(q): Query<AuditQuery>,
+    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = q?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let items = state
         .approvals()?

@@ -23,6 +23,9 @@ pub use model::{AuditEvent, Comment, NewRequest, Request, Review, Status};
 /// The NOTIFY channel proxies sharing a PostgreSQL store talk on.
 const CHANNEL: &str = "airlock_requests";
 
+/// Published when changes may have been missed: every watcher looks again.
+pub const RECHECK: &str = "*";
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("no request {0}")]
@@ -110,19 +113,22 @@ impl Store {
         self.changes.subscribe()
     }
 
-    /// Publishes a change of request `id`.
+    /// Publishes a change of request `id`. With PostgreSQL the NOTIFY comes
+    /// back to this proxy's own listener too, which publishes it once;
+    /// only if NOTIFY fails is it published directly.
     async fn changed(&self, id: &str) {
-        let _ = self.changes.send(id.to_string());
         if self.backend == Backend::Postgres {
-            if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+            match sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANNEL)
                 .bind(id)
                 .execute(&self.pool)
                 .await
             {
-                warn!(error = %e, "NOTIFY to peers failed");
+                Ok(_) => return,
+                Err(e) => warn!(error = %e, "NOTIFY to peers failed"),
             }
         }
+        let _ = self.changes.send(id.to_string());
     }
 
     /// Re-publishes what other proxies announce.
@@ -131,13 +137,38 @@ impl Store {
         listener.listen(CHANNEL).await?;
         let tx = self.changes.clone();
         tokio::spawn(async move {
+            // After the connection was lost, what was announced meanwhile is
+            // gone: once the listener is back, every watcher looks again.
+            let mut lost = false;
             loop {
-                match listener.recv().await {
-                    Ok(n) => {
+                let next = if lost {
+                    // try_recv reconnects first; give it a moment, then
+                    // re-check whether or not a notification came.
+                    match tokio::time::timeout(Duration::from_millis(500), listener.try_recv())
+                        .await
+                    {
+                        Ok(r) => r,
+                        Err(_) => Ok(None),
+                    }
+                } else {
+                    listener.try_recv().await
+                };
+                match next {
+                    Ok(Some(n)) => {
+                        if std::mem::take(&mut lost) {
+                            let _ = tx.send(RECHECK.to_string());
+                        }
                         let _ = tx.send(n.payload().to_string());
                     }
+                    Ok(None) if lost => {
+                        lost = false;
+                        warn!("store listener back; re-checking held statements");
+                        let _ = tx.send(RECHECK.to_string());
+                    }
+                    Ok(None) => lost = true,
                     Err(e) => {
                         warn!(error = %e, "store listener failed; retrying");
+                        lost = true;
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }

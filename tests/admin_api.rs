@@ -634,15 +634,17 @@ fn pages(admin: std::net::SocketAddr, first: &str) -> Vec<Vec<String>> {
                 .map(|r| r["id"].as_str().unwrap().to_string())
                 .collect(),
         );
-        match body["next_before"].as_i64() {
+        match body["next_before"].as_str() {
             None => {
                 assert!(body["next_before"].is_null(), "{body}");
                 return out;
             }
             Some(b) => {
+                // An opaque cursor: the last item's created_at and id.
+                let last = items.last().unwrap();
                 assert_eq!(
-                    Some(b),
-                    times.last().copied(),
+                    b,
+                    format!("{}.{}", last["created_at"], last["id"].as_str().unwrap()),
                     "next_before is the last item's"
                 );
                 let sep = if first.contains('?') { '&' } else { '?' };

@@ -30,10 +30,12 @@ impl FromRequestParts<AdminState> for Authenticated {
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(ApiError::unauthorized)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .ok_or_else(ApiError::unauthorized)?
-            .trim();
+        // The scheme name is case-insensitive (RFC 7235).
+        let (scheme, token) = header.split_once(' ').ok_or_else(ApiError::unauthorized)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(ApiError::unauthorized());
+        }
+        let token = token.trim();
         // Check every reviewer, so timing does not tell which one matched.
         let mut found = None;
         for r in &state.proxy.config.reviewers {

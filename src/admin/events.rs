@@ -33,6 +33,7 @@ pub async fn stream(
     let events = stream::unfold((store, rx), |(store, mut rx)| async move {
         loop {
             match rx.recv().await {
+                Ok(id) if id == crate::store::RECHECK => continue,
                 Ok(id) => {
                     if let Ok(r) = store.get(&id).await {
                         let data = serde_json::to_string(&r).unwrap_or_default();

@@ -1,6 +1,6 @@
 //! `/api/v1/requests`: list, read, approve, reject, comment.
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -24,16 +24,32 @@ pub fn router() -> Router<AdminState> {
 #[derive(Deserialize)]
 pub struct ListQuery {
     status: Option<String>,
-    /// A `created_at` from the previous page: items created before it.
-    before: Option<i64>,
+    /// The previous page's `next_before`: `CREATED_AT.ID` (or just a
+    /// created_at, for everything created before it).
+    before: Option<String>,
     limit: Option<u32>,
+}
+
+/// Parses a page cursor.
+fn cursor(s: &str) -> Result<(i64, String), ApiError> {
+    let (at, id) = s.split_once('.').unwrap_or((s, ""));
+    let at: i64 = at
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("before {s:?} is not a page cursor")))?;
+    // A bare time means "before this millisecond": every id there is "less".
+    Ok(if id.is_empty() {
+        (at, String::new())
+    } else {
+        (at, id.to_string())
+    })
 }
 
 async fn list(
     State(state): State<AdminState>,
     _who: Authenticated,
-    Query(q): Query<ListQuery>,
+    q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = q?;
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(Status::parse(s).ok_or_else(|| {
@@ -43,13 +59,15 @@ async fn list(
         })?),
     };
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let items = state
-        .approvals()?
-        .store
-        .list(status, q.before, limit)
-        .await?;
+    let cursor = q
+        .before
+        .as_deref()
+        .filter(|b| !b.is_empty())
+        .map(cursor)
+        .transpose()?;
+    let items = state.approvals()?.store.list(status, cursor, limit).await?;
     let next = (items.len() as u32 == limit)
-        .then(|| items.last().map(|r| r.created_at))
+        .then(|| items.last().map(|r| format!("{}.{}", r.created_at, r.id)))
         .flatten();
     Ok(Json(
         serde_json::json!({ "items": items, "next_before": next }),
@@ -81,6 +99,28 @@ pub struct RejectBody {
 #[serde(deny_unknown_fields)]
 pub struct CommentBody {
     text: String,
+}
+
+/// A body that must be a JSON object of the shape `T` (serde would also
+/// read a struct from an array).
+fn object<T: serde::de::DeserializeOwned>(
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<T, ApiError> {
+    let Json(v) = body?;
+    if !v.is_object() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "the body must be a JSON object",
+        ));
+    }
+    serde_json::from_value(v).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            e.to_string(),
+        )
+    })
 }
 
 /// The rules of deciding: a reviewer decides only requests whose rule names
@@ -151,9 +191,9 @@ async fn approve(
     State(state): State<AdminState>,
     who: Authenticated,
     Path(id): Path<String>,
-    body: Result<Json<ApproveBody>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<Request>, ApiError> {
-    let Json(body) = body?;
+    let body: ApproveBody = object(body)?;
     decide(&state, &who, &id, true, &body.comment).await
 }
 
@@ -161,9 +201,9 @@ async fn reject(
     State(state): State<AdminState>,
     who: Authenticated,
     Path(id): Path<String>,
-    body: Result<Json<RejectBody>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<Request>, ApiError> {
-    let Json(body) = body?;
+    let body: RejectBody = object(body)?;
     if body.reason.trim().is_empty() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -178,9 +218,9 @@ async fn comment(
     State(state): State<AdminState>,
     who: Authenticated,
     Path(id): Path<String>,
-    body: Result<Json<CommentBody>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Request>), ApiError> {
-    let Json(body) = body?;
+    let body: CommentBody = object(body)?;
     if body.text.trim().is_empty() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -80,7 +80,7 @@ pub async fn decision(
         loop {
             match tokio::time::timeout_at(deadline, changes.recv()).await {
                 Err(_) => return HoldEvent::TimedOut(r),
-                Ok(Ok(changed)) if changed != id => continue,
+                Ok(Ok(changed)) if changed != id && changed != crate::store::RECHECK => continue,
                 Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => break,
                 Ok(Err(RecvError::Closed)) => return HoldEvent::Failed("store closed".into()),
             }

@@ -210,6 +210,9 @@ impl Session {
     /// Relays until the client leaves, the server goes away, or shutdown.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), SessionError> {
         let result = self.relay_loop(&mut shutdown).await;
+        // A client gone while held leaves its request pending; the session's
+        // hold ends here.
+        self.end_hold();
         self.close().await;
         result
     }

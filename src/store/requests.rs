@@ -131,20 +131,25 @@ impl Store {
         Ok(())
     }
 
-    /// Requests newest first, optionally of one status, created before
-    /// `before` (a created_at from the previous page), at most `limit`.
+    /// Requests newest first, optionally of one status, after `cursor` (the
+    /// `(created_at, id)` of the last item of the previous page; ids break
+    /// ties between requests created in the same millisecond), at most
+    /// `limit`.
     pub async fn list(
         &self,
         status: Option<Status>,
-        before: Option<i64>,
+        cursor: Option<(i64, String)>,
         limit: u32,
     ) -> Result<Vec<Request>, StoreError> {
+        let (before, before_id) = cursor.unwrap_or((i64::MAX, String::new()));
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM requests WHERE ($1 = '' OR status = $1) AND created_at < $2 \
-             ORDER BY created_at DESC, id DESC LIMIT $3"
+            "SELECT {COLUMNS} FROM requests WHERE ($1 = '' OR status = $1) \
+             AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
+             ORDER BY created_at DESC, id DESC LIMIT $4"
         ))
         .bind(status.map_or("", Status::as_str))
-        .bind(before.unwrap_or(i64::MAX))
+        .bind(before)
+        .bind(before_id)
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;

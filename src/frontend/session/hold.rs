@@ -283,7 +283,7 @@ impl Session {
         self.end_hold_refused(tag, report);
     }
 
-    fn end_hold(&mut self) {
+    pub(super) fn end_hold(&mut self) {
         if let Some(h) = self.hold.take() {
             self.metrics.hold_wait.observe(h.since.elapsed());
             self.metrics
