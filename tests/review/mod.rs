@@ -569,3 +569,24 @@ impl Events {
         }
     }
 }
+
+/// Connects as `postgres` and runs `sql` in a task: the held statement.
+pub async fn hold(
+    proxy: &TestProxy,
+    sql: String,
+) -> (
+    tokio::task::JoinHandle<Result<u64, tokio_postgres::Error>>,
+    tokio_postgres::CancelToken,
+) {
+    let client = proxy.connect("postgres", "airlock_test").await;
+    let cancel = client.cancel_token();
+    let task = tokio::spawn(async move { client.execute(sql.as_str(), &[]).await });
+    (task, cancel)
+}
+
+/// Waits for the pending request of a statement on `t`.
+pub async fn pending_on(proxy: &TestProxy, t: &str) -> (String, Value) {
+    let (admin, t) = (proxy.admin, t.to_string());
+    let r = blocking(move || pending(admin, &t)).await;
+    (r["id"].as_str().unwrap().to_string(), r)
+}
