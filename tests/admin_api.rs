@@ -1,7 +1,8 @@
 //! The admin API over HTTP against the real proxy and PostgreSQL: every
-//! error status with its JSON body, the rules of deciding, paging and
-//! filtering, comments, sessions, the OpenAPI document, metrics and the
-//! event stream. Each test checks the database itself as well as the API.
+//! error status with its JSON body and the rules of deciding (the views —
+//! paging, comments, sessions, OpenAPI, metrics, events — are in
+//! admin_api_views.rs). Each test checks the database itself as well as the
+//! API.
 
 mod common;
 mod review;
