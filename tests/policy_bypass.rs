@@ -9,6 +9,7 @@
 //! Attempts that need exact protocol bytes (COPY FROM STDIN, FunctionCall,
 //! named statements) are in `policy_bypass_wire.rs`.
 
+mod approval_common;
 mod common;
 mod policy_lab;
 

@@ -3,6 +3,13 @@
 //! session and a LISTENing session (all straight to the cluster), and an
 //! attacker connected through the proxy under the shipped policy.
 //!
+//! Under the shipped policy a statement the policy denies is refused at
+//! once (42501); one that needs approval is held on the connection until a
+//! reviewer decides. The lab runs a reviewer who rejects every request as
+//! soon as it appears (and records it), so a held attempt ends in the
+//! rejection's 42501 too: either way, it must never have reached the
+//! database.
+//!
 //! Before and after each attempt the lab takes a fingerprint of everything
 //! an attempt could change — table contents, the schema's relations,
 //! functions and ACLs, sequences, locks and the transaction state of the
@@ -14,13 +21,19 @@
 
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Client, NoTls, SimpleQueryMessage};
 
+use crate::approval_common::{proxy_with, ALICE};
+use crate::common::http::call;
 use crate::common::*;
 
 pub const DB: &str = "airlock_test";
@@ -37,6 +50,9 @@ pub enum Expect {
     Syntax,
     /// Runs (a read): succeeds and changes nothing.
     Allowed,
+    /// 42501, or 25006 where the read-only backstop stopped what the
+    /// classifier could not see (a write in user code behind read syntax).
+    RefusedOrReadOnly,
 }
 
 impl Expect {
@@ -45,6 +61,7 @@ impl Expect {
             Expect::Refused => code == "42501",
             Expect::RefusedOrSyntax => code == "42501" || code == "42601",
             Expect::Syntax => code == "42601",
+            Expect::RefusedOrReadOnly => code == "42501" || code == "25006",
             Expect::Allowed => false,
         }
     }
@@ -66,6 +83,7 @@ pub struct Fingerprint {
 }
 
 pub struct Lab {
+    pub rejecter: Rejecter,
     pub proxy: TestProxy,
     pub schema: String,
     pub chan: String,
@@ -81,8 +99,12 @@ pub struct Lab {
     notes: mpsc::UnboundedReceiver<AsyncMessage>,
     pub attacker: Client,
     pub attacker_pid: i32,
+    /// Further backends whose locks and transaction state count (raw
+    /// attackers).
+    pub extra_pids: Vec<i32>,
     pub failures: Vec<String>,
     pub attempts: usize,
+    seen_holds: usize,
 }
 
 /// The error code of a tokio-postgres error, or its text.
@@ -109,11 +131,75 @@ pub async fn connect_with_messages(
     (client, rx)
 }
 
-/// The shipped policy's proxy, with a short shutdown grace.
+/// The shipped policy's proxy with the test reviewers and a short shutdown
+/// grace.
 pub fn shipped_proxy() -> TestProxy {
-    let mut config = airlock::Config::new("127.0.0.1:0".parse().unwrap(), pg().addr.clone());
-    config.shutdown_timeout = Duration::from_secs(2);
-    TestProxy::with_policy(config, None)
+    proxy_with(|c| c.shutdown_timeout = Duration::from_secs(2))
+}
+
+/// A reviewer who rejects every pending request of one proxy as soon as it
+/// appears, and remembers the SQL of each.
+pub struct Rejecter {
+    stop: Arc<AtomicBool>,
+    pub held: Arc<Mutex<Vec<String>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Rejecter {
+    pub fn start(admin: SocketAddr) -> Rejecter {
+        let stop = Arc::new(AtomicBool::new(false));
+        let held = Arc::new(Mutex::new(Vec::new()));
+        let thread = std::thread::spawn({
+            let stop = Arc::clone(&stop);
+            let held = Arc::clone(&held);
+            move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let (status, body) = call(
+                        admin,
+                        "GET",
+                        "/api/v1/requests?status=pending",
+                        Some(ALICE),
+                        None,
+                    );
+                    assert_eq!(status, 200, "list requests: {body}");
+                    for r in body["items"].as_array().into_iter().flatten() {
+                        let id = r["id"].as_str().unwrap_or_default();
+                        let reason = r#"{"reason": "bypass attempt"}"#;
+                        let path = format!("/api/v1/requests/{id}/reject");
+                        let (status, body) = call(admin, "POST", &path, Some(ALICE), Some(reason));
+                        // 409: decided meanwhile (withdrawn, say).
+                        assert!(
+                            status == 200 || status == 409,
+                            "reject {id}: {status} {body}"
+                        );
+                        held.lock()
+                            .unwrap()
+                            .push(r["sql"].as_str().unwrap_or_default().to_string());
+                    }
+                    std::thread::sleep(Duration::from_millis(15));
+                }
+            }
+        });
+        Rejecter {
+            stop,
+            held,
+            thread: Some(thread),
+        }
+    }
+
+    /// How many requests were held and rejected so far.
+    pub fn count(&self) -> usize {
+        self.held.lock().unwrap().len()
+    }
+}
+
+impl Drop for Rejecter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// The first column of every row of a simple-query result.
@@ -197,6 +283,7 @@ impl Lab {
             .get(0);
         let tmp = std::env::temp_dir();
         Lab {
+            rejecter: Rejecter::start(proxy.admin),
             prog_file: tmp.join(format!("airlock_{schema}_program")),
             copy_file: tmp.join(format!("airlock_{schema}_copy")),
             proxy,
@@ -210,8 +297,10 @@ impl Lab {
             notes,
             attacker,
             attacker_pid,
+            extra_pids: Vec::new(),
             failures: Vec::new(),
             attempts: 0,
+            seen_holds: 0,
         }
     }
 
@@ -238,6 +327,8 @@ impl Lab {
 
     pub async fn fingerprint(&self) -> Fingerprint {
         let s = &self.schema;
+        let mut pids = vec![self.attacker_pid];
+        pids.extend(&self.extra_pids);
         let mut attacker_session = Vec::new();
         // The attacker's session first: its round trip also waits out
         // anything the client sent on its own (tokio-postgres closes
@@ -309,18 +400,18 @@ impl Lab {
         }
         let attacker_backend = self
             .rows(
-                "SELECT coalesce(state, '?') || ':' || (xact_start IS NULL)::text
-                 FROM pg_stat_activity WHERE pid = $1",
-                &[&self.attacker_pid],
+                "SELECT pid || ':' || coalesce(state, '?') || ':' || (xact_start IS NULL)::text
+                 FROM pg_stat_activity WHERE pid = ANY($1) ORDER BY 1",
+                &[&pids],
             )
             .await;
         let attacker_locks = self
             .rows(
-                "SELECT locktype || ':' || mode || ':' || granted::text || ':'
+                "SELECT pid || ':' || locktype || ':' || mode || ':' || granted::text || ':'
                  || coalesce(relation::regclass::text, classid::text || '/' || objid::text
                     || '/' || objsubid::text, '')
-                 FROM pg_locks WHERE pid = $1 ORDER BY 1",
-                &[&self.attacker_pid],
+                 FROM pg_locks WHERE pid = ANY($1) ORDER BY 1",
+                &[&pids],
             )
             .await;
         let large_objects: i64 = self
@@ -374,7 +465,7 @@ impl Lab {
         got
     }
 
-    fn fail(&mut self, what: String) {
+    pub fn fail(&mut self, what: String) {
         eprintln!("BYPASS/FAILURE: {what}");
         self.failures.push(what);
     }
@@ -409,16 +500,42 @@ impl Lab {
         expect: Expect,
         result: Result<T, tokio_postgres::Error>,
     ) {
-        match (expect, result) {
+        let outcome = result
+            .map(|v| format!("{v:?}"))
+            .map_err(|e| (code_of(&e), e.to_string()));
+        self.judge_code(label, expect, outcome);
+    }
+
+    /// Judges an outcome: what ran, or the SQLSTATE and message of the
+    /// error.
+    pub fn judge_code(
+        &mut self,
+        label: &str,
+        expect: Expect,
+        outcome: Result<String, (String, String)>,
+    ) {
+        match (expect, outcome) {
             (Expect::Allowed, Ok(_)) => {}
-            (Expect::Allowed, Err(e)) => self.fail(format!("{label}: refused: {e:?}")),
-            (_, Ok(v)) => self.fail(format!("{label}: RAN: {v:?}")),
-            (_, Err(e)) => {
-                let code = code_of(&e);
+            (Expect::Allowed, Err((code, e))) => self.fail(format!("{label}: refused: {code} {e}")),
+            (_, Ok(v)) => self.fail(format!("{label}: RAN: {v}")),
+            (_, Err((code, e))) => {
                 if !expect.accepts(&code) {
                     self.fail(format!("{label}: expected {expect:?}, got {code}: {e}"));
                 }
             }
+        }
+    }
+
+    /// `label`, marked if a request was held (and rejected) since the last
+    /// call.
+    pub fn held_label(&mut self, label: String) -> String {
+        let n = self.rejecter.count();
+        let held = n > self.seen_holds;
+        self.seen_holds = n;
+        if held {
+            format!("{label} (held, rejected)")
+        } else {
+            label
         }
     }
 
@@ -463,6 +580,7 @@ impl Lab {
             Ok(st) => self.attacker.execute(&st, params).await,
             Err(e) => Err(e),
         };
+        let label = self.held_label(label);
         self.judge(&label, expect, r);
         self.check_after(&label, &before).await;
         self.attempts += 1;
@@ -470,6 +588,11 @@ impl Lab {
 
     /// Asserts that no attempt got through.
     pub fn finish(self) {
+        eprintln!(
+            "{} attempts, {} of them held and rejected",
+            self.attempts,
+            self.rejecter.count()
+        );
         assert!(
             self.failures.is_empty(),
             "{} of {} attempts were not refused cleanly or changed something:\n\n{}",

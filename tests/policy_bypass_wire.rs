@@ -1,0 +1,552 @@
+//! Bypass attempts under the shipped policy that need exact protocol bytes
+//! or more than one step: COPY FROM STDIN in the simple protocol, the
+//! FunctionCall message, pg_sleep, a busy bystander, locks inside a
+//! transaction block, a statement name reused in the extended protocol,
+//! `standard_conforming_strings`, startup parameters, and user code that
+//! PostgreSQL runs from statements that parse as reads. Each is checked
+//! against the lab's fingerprint of the database (`policy_lab`).
+
+mod approval_common;
+mod common;
+mod policy_lab;
+mod rawpg;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use policy_lab::{Expect, Lab, DB};
+use rawpg::*;
+
+use Expect::*;
+
+/// A raw-protocol attacker through the proxy, as the superuser, with the
+/// lab's schema on the search path and `extra` startup parameters. Its
+/// backend is the one the lab watches besides the tokio-postgres attacker.
+fn raw_attacker(lab: &mut Lab, extra: &[(&str, &str)]) -> Wire {
+    let mut w = Wire::connect(lab.proxy.addr);
+    let options = format!("-c search_path={}", lab.schema);
+    let mut params = vec![("user", "postgres"), ("database", DB)];
+    if !extra.iter().any(|(k, _)| *k == "options") {
+        params.push(("options", &options));
+    }
+    params.extend_from_slice(extra);
+    let msgs = w.startup(&params);
+    assert!(first_error(&msgs).is_none(), "startup: {msgs:?}");
+    lab.extra_pids = vec![w.pid as i32];
+    w
+}
+
+/// What a raw exchange came to: the command tags and rows that ran, or the
+/// first error.
+fn outcome(msgs: &[Msg]) -> Result<String, (String, String)> {
+    if let Some(e) = first_error(msgs) {
+        return Err((
+            e.code().unwrap_or_default(),
+            e.field(b'M').unwrap_or_default(),
+        ));
+    }
+    Ok(format!("{} {msgs:?}", tags(msgs)))
+}
+
+/// Ends a raw attacker and waits until its backend is gone, so that the
+/// next fingerprint does not see it leave.
+async fn finish_raw(lab: &mut Lab, mut w: Wire) {
+    let pid = w.pid as i32;
+    w.send(&terminate());
+    let _ = w.closed_within(Duration::from_secs(10));
+    lab.extra_pids.clear();
+    for _ in 0..200 {
+        let n: i64 = lab
+            .admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+                &[&pid],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("backend {pid} did not go away");
+}
+
+/// The raw session still answers a query.
+fn raw_usable(lab: &mut Lab, w: &mut Wire, label: &str) {
+    let msgs = w.simple("SELECT 1");
+    if first_error(&msgs).is_some() || !msgs.iter().any(|m| m.tag == b'D') {
+        lab.fail(format!("{label}: raw session unusable: {msgs:?}"));
+    }
+}
+
+#[tokio::test]
+async fn copy_from_stdin_in_the_simple_protocol_never_starts() {
+    let mut lab = Lab::new().await;
+    for sql in [
+        "COPY victim FROM STDIN",
+        "COPY victim (id, v) FROM STDIN WITH (FORMAT csv)",
+        "SELECT 1; COPY victim FROM STDIN",
+    ] {
+        let mut w = raw_attacker(&mut lab, &[]);
+        let before = lab.fingerprint().await;
+        w.send(&query(sql.as_bytes()));
+        let mut msgs = Vec::new();
+        loop {
+            let m = w.next();
+            let tag = m.tag;
+            msgs.push(m);
+            if tag == b'G' {
+                // The COPY started: show what it can do, then report.
+                w.send(&copy_data(b"999\tsmuggled\n"));
+                w.send(&copy_done());
+            }
+            if tag == b'Z' {
+                break;
+            }
+        }
+        if msgs.iter().any(|m| m.tag == b'G') {
+            lab.fail(format!("[raw simple] {sql}: CopyInResponse: {msgs:?}"));
+        }
+        let label = format!("[raw simple] {sql}");
+        lab.judge_code(&label, Refused, outcome(&msgs));
+        lab.check_after(&label, &before).await;
+        raw_usable(&mut lab, &mut w, &label);
+        finish_raw(&mut lab, w).await;
+        lab.attempts += 1;
+    }
+    lab.finish();
+}
+
+/// Text arguments of a FunctionCall.
+type Args = Vec<Option<Vec<u8>>>;
+
+/// The OID of a function, by its signature.
+async fn oid_of(lab: &Lab, signature: &str) -> u32 {
+    lab.admin
+        .query_one(&format!("SELECT '{signature}'::regprocedure::oid"), &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn function_call_messages_are_refused() {
+    let mut lab = Lab::new().await;
+    let lo_creat = oid_of(&lab, "lo_creat(integer)").await;
+    let terminate_oid = oid_of(&lab, "pg_terminate_backend(integer,bigint)").await;
+    let nextval = oid_of(&lab, "nextval(regclass)").await;
+    let seq: u32 = lab
+        .admin
+        .query_one(&format!("SELECT '{}.seq'::regclass::oid", lab.schema), &[])
+        .await
+        .unwrap()
+        .get(0);
+    let pid = lab.bystander_pid.to_string();
+    let calls: Vec<(&str, u32, Args)> = vec![
+        ("lo_creat(-1)", lo_creat, vec![Some(b"-1".to_vec())]),
+        (
+            "pg_terminate_backend(bystander)",
+            terminate_oid,
+            vec![Some(pid.into_bytes()), Some(b"0".to_vec())],
+        ),
+        (
+            "nextval(seq)",
+            nextval,
+            vec![Some(seq.to_string().into_bytes())],
+        ),
+    ];
+    for (what, oid, args) in calls {
+        let mut w = raw_attacker(&mut lab, &[]);
+        let before = lab.fingerprint().await;
+        w.send(&function_call(oid, &args));
+        let msgs = w.until(b'Z', 1);
+        let label = format!("[FunctionCall] {what}");
+        if msgs.iter().any(|m| m.tag == b'V') {
+            lab.fail(format!("{label}: FunctionCallResponse: {msgs:?}"));
+        }
+        lab.judge_code(&label, Refused, outcome(&msgs));
+        if msgs.last().map(|m| m.body.as_slice()) != Some(b"I") {
+            lab.fail(format!("{label}: not idle afterwards: {msgs:?}"));
+        }
+        lab.check_after(&label, &before).await;
+        raw_usable(&mut lab, &mut w, &label);
+        finish_raw(&mut lab, w).await;
+        lab.attempts += 1;
+    }
+    lab.finish();
+}
+
+#[tokio::test]
+async fn pg_sleep_is_refused_not_slept() {
+    let mut lab = Lab::new().await;
+    for sql in [
+        "SELECT pg_sleep(5)",
+        "SELECT 1 FROM pg_sleep(5)",
+        "SELECT pg_sleep_for('5 seconds')",
+        "SELECT pg_sleep_until(now() + interval '5 seconds')",
+    ] {
+        let before = lab.fingerprint().await;
+        let started = Instant::now();
+        let r = lab.attacker.simple_query(sql).await.map(drop);
+        let simple = started.elapsed();
+        lab.judge(&format!("[simple] {sql}"), Refused, r);
+        let started = Instant::now();
+        let r = lab.attacker.query(sql, &[]).await.map(drop);
+        let extended = started.elapsed();
+        lab.judge(&format!("[extended] {sql}"), Refused, r);
+        for (how, took) in [("simple", simple), ("extended", extended)] {
+            if took > Duration::from_secs(2) {
+                lab.fail(format!("[{how}] {sql}: took {took:?}: it slept"));
+            }
+        }
+        lab.check_after(sql, &before).await;
+        lab.attempts += 2;
+    }
+    lab.finish();
+}
+
+/// Whether `pid` is still running its pg_sleep(60).
+async fn is_active(lab: &Lab, pid: i32) -> bool {
+    lab.admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE pid = $1 AND state = 'active' AND query LIKE '%pg_sleep(60)%'",
+            &[&pid],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        == 1
+}
+
+#[tokio::test]
+async fn a_busy_bystander_is_neither_cancelled_nor_terminated() {
+    let mut lab = Lab::new().await;
+    let busy = connect(&direct_conninfo("postgres", DB)).await;
+    let busy_pid: i32 = busy
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let token = busy.cancel_token();
+    let running = tokio::spawn(async move {
+        let r = busy.simple_query("SELECT pg_sleep(60)").await;
+        (r.map(drop), busy)
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !is_active(&lab, busy_pid).await {
+        assert!(Instant::now() < deadline, "the bystander never got busy");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for sql in [
+        "SELECT pg_cancel_backend({busy})",
+        "SELECT pg_terminate_backend({busy})",
+        "SELECT pg_terminate_backend({busy}, 1000)",
+        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE pid = {busy}",
+    ] {
+        let sql = sql.replace("{busy}", &busy_pid.to_string());
+        let r = lab.attacker.simple_query(&sql).await.map(drop);
+        lab.judge(&format!("[simple] {sql}"), Refused, r);
+        let r = lab.attacker.query(&sql, &[]).await.map(drop);
+        lab.judge(&format!("[extended] {sql}"), Refused, r);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if !is_active(&lab, busy_pid).await {
+            lab.fail(format!("{sql}: the bystander's query stopped"));
+        }
+        lab.attempts += 2;
+    }
+    let r = lab
+        .attacker
+        .query("SELECT pg_cancel_backend($1)", &[&busy_pid])
+        .await
+        .map(drop);
+    lab.judge("[extended] SELECT pg_cancel_backend($1)", Refused, r);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    if !is_active(&lab, busy_pid).await {
+        lab.fail("pg_cancel_backend($1): the bystander's query stopped".into());
+    }
+    // The observation can fail: a real cancel does stop it.
+    token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    let (r, busy) = tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the bystander's query ends when cancelled")
+        .unwrap();
+    assert_eq!(
+        r.unwrap_err().code().map(|c| c.code()),
+        Some("57014"),
+        "a real cancel"
+    );
+    busy.simple_query("SELECT 1").await.unwrap();
+    lab.finish();
+}
+
+#[tokio::test]
+async fn locks_are_not_taken_inside_a_transaction_block() {
+    let mut lab = Lab::new().await;
+    let s = lab.schema.clone();
+    for sql in [
+        "LOCK TABLE victim IN ACCESS EXCLUSIVE MODE",
+        "LOCK victim",
+        "SELECT * FROM victim WHERE id = 1 FOR UPDATE",
+        "SELECT * FROM victim WHERE id = 1 FOR NO KEY UPDATE",
+        "SELECT 1 FROM victim FOR KEY SHARE",
+        "SELECT pg_advisory_xact_lock(9)",
+    ] {
+        let label = format!("[in BEGIN] {sql}");
+        lab.attacker.batch_execute("BEGIN").await.unwrap();
+        let r = lab.attacker.simple_query(sql).await.map(drop);
+        lab.judge(&label, Refused, r);
+        // Held now, while the attacker's transaction is still open?
+        let held: i64 = lab
+            .admin
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM pg_locks WHERE pid = $1
+                     AND (relation = '{s}.victim'::regclass OR locktype = 'advisory')"
+                ),
+                &[&lab.attacker_pid],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if held != 0 {
+            lab.fail(format!("{label}: {held} lock(s) held"));
+        }
+        // Another session can lock the same row at once.
+        let r = lab
+            .admin
+            .batch_execute(&format!(
+                "BEGIN; SET LOCAL lock_timeout = '1s';
+                 SELECT * FROM {s}.victim WHERE id = 1 FOR UPDATE NOWAIT; ROLLBACK"
+            ))
+            .await;
+        if let Err(e) = r {
+            lab.fail(format!("{label}: the row is locked: {e}"));
+            let _ = lab.admin.batch_execute("ROLLBACK").await;
+        }
+        // The transaction failed on both sides; ROLLBACK recovers it.
+        match lab.attacker.simple_query("SELECT 1").await {
+            Err(e) if e.code().map(|c| c.code()) == Some("25P02") => {}
+            other => lab.fail(format!("{label}: SELECT 1 after it: {other:?}")),
+        }
+        lab.attacker.batch_execute("ROLLBACK").await.unwrap();
+        let before = lab.fingerprint().await;
+        lab.check_after(&label, &before).await;
+        lab.attempts += 1;
+    }
+    lab.finish();
+}
+
+/// The extended protocol remembers a statement's facts under its name. If
+/// the name is taken, PostgreSQL refuses the second Parse (42P05) and keeps
+/// the first statement: executing the name runs the first statement, and
+/// it must be decided as that one.
+#[tokio::test]
+async fn a_reused_statement_name_does_not_launder_a_write() {
+    let mut lab = Lab::new().await;
+    for write in [
+        "DELETE FROM victim WHERE id > 0",
+        "SELECT pg_advisory_lock(4711)",
+        "SELECT nextval('seq')",
+        "SELECT set_config('default_transaction_read_only', 'off', false)",
+    ] {
+        let label = format!("[reused name] {write}");
+        let mut w = raw_attacker(&mut lab, &[]);
+        let before = lab.fingerprint().await;
+        // The write, prepared: it needs approval, which is asked at
+        // Execute, so the Parse itself passes.
+        w.send(&[parse(b"s1", write.as_bytes(), &[]), sync()].concat());
+        let first = w.until(b'Z', 1);
+        assert_eq!(tags(&first), "1Z", "{label}: Parse of the write: {first:?}");
+        // The same name for a read: PostgreSQL keeps the write.
+        w.send(&[parse(b"s1", b"SELECT 1", &[]), sync()].concat());
+        let second = w.until(b'Z', 1);
+        assert_eq!(
+            first_error(&second).and_then(Msg::code).as_deref(),
+            Some("42P05"),
+            "{label}: the second Parse: {second:?}"
+        );
+        // Executing the name.
+        w.send(&[bind(b"", b"s1", &[], 0), execute(b"", 0), sync()].concat());
+        let run = w.until(b'Z', 1);
+        lab.judge_code(&label, Refused, outcome(&run));
+        // What the session now says about the read-only default.
+        let ro = w.values("SHOW default_transaction_read_only");
+        lab.check_after(&label, &before).await;
+        let after_ro = w.values("SHOW default_transaction_read_only");
+        if ro != after_ro {
+            lab.fail(format!(
+                "{label}: read-only default {ro:?} then {after_ro:?}"
+            ));
+        }
+        raw_usable(&mut lab, &mut w, &label);
+        finish_raw(&mut lab, w).await;
+        lab.attempts += 1;
+    }
+    lab.finish();
+}
+
+/// With `standard_conforming_strings` off, a backslash escapes a quote:
+/// `'a\' , ' ; DELETE ...; --'` is one string literal to a parser that
+/// assumes the default (on), and a SELECT followed by a DELETE to the
+/// server. Either the setting is refused, or what the server will execute
+/// is what gets decided.
+#[tokio::test]
+async fn standard_conforming_strings_off_does_not_hide_a_statement() {
+    let mut lab = Lab::new().await;
+    let set = lab
+        .attacker
+        .simple_query("SET standard_conforming_strings = off")
+        .await;
+    let hidden = if set.is_ok() { Refused } else { Allowed };
+    // The last two chain: if the read-only default can be switched off,
+    // the read-only backstop no longer stops the DELETE after it.
+    for inner in [
+        "SELECT pg_advisory_lock(4712)",
+        "DELETE FROM victim",
+        "SELECT set_config($$default_transaction_read_only$$, $$off$$, false)",
+        "DELETE FROM victim WHERE id < 10",
+    ] {
+        lab.simple(&format!("SELECT 'a\\' , ' ; {inner}; --'"), hidden)
+            .await;
+    }
+    // The same through a startup parameter, which no SET statement shows.
+    for (param, value) in [
+        ("standard_conforming_strings", "off"),
+        ("options", "-c standard_conforming_strings=off"),
+    ] {
+        let options = format!("-c search_path={}", lab.schema);
+        let extra: Vec<(&str, &str)> = if param == "options" {
+            vec![(
+                "options",
+                Box::leak(format!("{options} {value}").into_boxed_str()),
+            )]
+        } else {
+            vec![("options", options.as_str()), (param, value)]
+        };
+        let mut w = raw_attacker(&mut lab, &extra);
+        let scs = w.values("SHOW standard_conforming_strings");
+        let expect = if scs == ["off"] { Refused } else { Allowed };
+        for inner in ["SELECT pg_advisory_lock(4713)", "DELETE FROM victim"] {
+            let sql = format!("SELECT 'a\\' , ' ; {inner}; --'");
+            let label = format!("[startup {param}={value}] {sql}");
+            let before = lab.fingerprint().await;
+            let msgs = w.simple(&sql);
+            lab.judge_code(&label, expect, outcome(&msgs));
+            lab.check_after(&label, &before).await;
+            raw_usable(&mut lab, &mut w, &label);
+            lab.attempts += 1;
+        }
+        finish_raw(&mut lab, w).await;
+    }
+    lab.finish();
+}
+
+/// The shipped policy denies changing the role. A startup parameter (or
+/// `-c` in `options`) sets it as well as `SET ROLE` does.
+#[tokio::test]
+async fn startup_parameters_do_not_change_the_role() {
+    let mut lab = Lab::new().await;
+    let other = lab.other_role.clone();
+    let options = format!("-c search_path={} -c role={other}", lab.schema);
+    let search = format!("-c search_path={}", lab.schema);
+    let cases: Vec<(String, Vec<(&str, &str)>)> = vec![
+        (
+            format!("options -c role={other}"),
+            vec![("options", options.as_str())],
+        ),
+        (
+            format!("role={other}"),
+            vec![("options", search.as_str()), ("role", other.as_str())],
+        ),
+    ];
+    for (label, params) in cases {
+        let mut w = Wire::connect(lab.proxy.addr);
+        let mut all = vec![("user", "postgres"), ("database", DB)];
+        all.extend(params);
+        let msgs = w.startup(&all);
+        lab.attempts += 1;
+        if let Some(e) = first_error(&msgs) {
+            // Refusing the session is fine.
+            assert!(e.code().is_some(), "{label}: {msgs:?}");
+            continue;
+        }
+        let who = w.values("SELECT current_user::text || '/' || session_user::text");
+        if who != ["postgres/postgres"] {
+            lab.fail(format!("[startup {label}] the session runs as {who:?}"));
+        }
+        w.send(&terminate());
+    }
+    lab.finish();
+}
+
+/// Statements that parse as reads but make PostgreSQL run user code: a
+/// function called in attribute notation (`v.f` is `f(v)`), views, a
+/// domain's CHECK, an overload of a built-in's name, an operator with a
+/// built-in's symbol, and a search_path that puts a schema before
+/// pg_catalog. The code takes an advisory lock (which a read-only
+/// transaction does not prevent) or deletes (which it does).
+#[tokio::test]
+async fn user_code_behind_read_syntax_changes_nothing() {
+    let mut lab = Lab::new().await;
+    let s = lab.schema.clone();
+    let lock_fn = |name: &str, args: &str, ret: &str, key: u32, value: &str| {
+        format!(
+            "CREATE FUNCTION {s}.{name}({args}) RETURNS {ret} VOLATILE LANGUAGE plpgsql AS
+             $$ BEGIN PERFORM pg_advisory_lock({key}); RETURN {value}; END $$;"
+        )
+    };
+    let setup = [
+        lock_fn("grab", &format!("{s}.victim"), "int", 4801, "1"),
+        format!(
+            "CREATE FUNCTION {s}.wipe({s}.victim) RETURNS int VOLATILE LANGUAGE plpgsql AS
+             $$ BEGIN DELETE FROM {s}.victim; RETURN 1; END $$;"
+        ),
+        format!("CREATE VIEW {s}.wiped AS SELECT {s}.evil() AS n;"),
+        format!("CREATE VIEW {s}.grabbed AS SELECT pg_advisory_lock(4802)::text AS n;"),
+        lock_fn("grab_check", "int", "bool", 4803, "true"),
+        format!("CREATE DOMAIN {s}.grabby AS int CHECK ({s}.grab_check(VALUE));"),
+        lock_fn("lower", "integer", "text", 4804, "'x'"),
+        lock_fn("upper", "text", "text", 4805, "'x'"),
+        lock_fn(
+            "grab_eq",
+            &format!("{s}.victim, integer"),
+            "bool",
+            4806,
+            "true",
+        ),
+        format!(
+            "CREATE OPERATOR {s}.= (LEFTARG = {s}.victim, RIGHTARG = integer,
+             FUNCTION = {s}.grab_eq);"
+        ),
+    ]
+    .concat();
+    lab.admin.batch_execute(&setup).await.expect("user code");
+    for (sql, expect) in [
+        ("SELECT v.grab FROM victim v WHERE id = 1", Refused),
+        ("SELECT x.wipe FROM victim x", RefusedOrReadOnly),
+        ("SELECT * FROM wiped", RefusedOrReadOnly),
+        ("SELECT * FROM grabbed", Refused),
+        ("TABLE grabbed", Refused),
+        ("SELECT table_to_xml('grabbed', true, false, '')", Refused),
+        ("SELECT 1::grabby", Refused),
+        ("SELECT lower(1)", Refused),
+        ("SELECT count(*) FROM victim x WHERE x = 1", Refused),
+    ] {
+        lab.simple(sql, expect).await;
+        lab.extended(sql, &[], expect).await;
+    }
+    // A schema before pg_catalog on the search path: the shipped policy
+    // lets SET search_path through; then the same-signature upper() in the
+    // lab's schema wins over the built-in.
+    let set = lab
+        .attacker
+        .simple_query(&format!("SET search_path = {s}, pg_catalog"))
+        .await;
+    let expect = if set.is_ok() { Refused } else { Allowed };
+    lab.simple("SELECT upper('a')", expect).await;
+    lab.extended("SELECT upper('a')", &[], expect).await;
+    lab.finish();
+}
