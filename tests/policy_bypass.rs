@@ -193,6 +193,15 @@ async fn simple_protocol_bypass_attempts_change_nothing() {
 }
 
 #[tokio::test]
+async fn bypass_attempts_inside_a_transaction_block_change_nothing() {
+    let mut lab = Lab::new().await;
+    for &(sql, expect, _) in ATTEMPTS {
+        lab.in_block(sql, expect).await;
+    }
+    lab.finish();
+}
+
+#[tokio::test]
 async fn extended_protocol_bypass_attempts_change_nothing() {
     let mut lab = Lab::new().await;
     for &(sql, expect, multi) in ATTEMPTS {

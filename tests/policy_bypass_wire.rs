@@ -385,6 +385,30 @@ async fn a_reused_statement_name_does_not_launder_a_write() {
         finish_raw(&mut lab, w).await;
         lab.attempts += 1;
     }
+    // The same inside a transaction block, where the read-only backstop
+    // does not apply.
+    let label = "[reused name, in BEGIN] DELETE FROM victim WHERE id > 10";
+    let mut w = raw_attacker(&mut lab, &[]);
+    let before = lab.fingerprint().await;
+    w.send(
+        &[
+            parse(b"s2", b"DELETE FROM victim WHERE id > 10", &[]),
+            sync(),
+        ]
+        .concat(),
+    );
+    assert_eq!(tags(&w.until(b'Z', 1)), "1Z");
+    w.send(&[parse(b"s2", b"SELECT 1", &[]), sync()].concat());
+    assert_eq!(tags(&w.until(b'Z', 1)), "EZ");
+    w.simple("BEGIN");
+    w.send(&[bind(b"", b"s2", &[], 0), execute(b"", 0), sync()].concat());
+    let run = w.until(b'Z', 1);
+    lab.judge_code(label, Refused, outcome(&run));
+    w.simple("COMMIT");
+    lab.check_after(label, &before).await;
+    raw_usable(&mut lab, &mut w, label);
+    finish_raw(&mut lab, w).await;
+    lab.attempts += 1;
     lab.finish();
 }
 
@@ -412,6 +436,12 @@ async fn standard_conforming_strings_off_does_not_hide_a_statement() {
         lab.simple(&format!("SELECT 'a\\' , ' ; {inner}; --'"), hidden)
             .await;
     }
+    // Inside a transaction block the read-only backstop does not apply.
+    lab.in_block(
+        "SELECT 'a\\' , ' ; DELETE FROM victim WHERE id > 15; --'",
+        hidden,
+    )
+    .await;
     // The same through a startup parameter, which no SET statement shows.
     for (param, value) in [
         ("standard_conforming_strings", "off"),
@@ -538,6 +568,13 @@ async fn user_code_behind_read_syntax_changes_nothing() {
         lab.simple(sql, expect).await;
         lab.extended(sql, &[], expect).await;
     }
+    // Inside a transaction block the read-only backstop does not apply.
+    lab.in_block("SELECT * FROM wiped", RefusedOrReadOnly).await;
+    lab.in_block(
+        "SELECT x.wipe FROM victim x WHERE id = 1",
+        RefusedOrReadOnly,
+    )
+    .await;
     // A schema before pg_catalog on the search path: the shipped policy
     // lets SET search_path through; then the same-signature upper() in the
     // lab's schema wins over the built-in.

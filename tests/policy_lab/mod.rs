@@ -554,6 +554,30 @@ impl Lab {
         self.attempts += 1;
     }
 
+    /// One attempt in the simple query protocol inside an explicit
+    /// transaction block (`BEGIN` ... `COMMIT`), where the read-only
+    /// backstop does not apply (docs/backstop.md).
+    pub async fn in_block(&mut self, sql: &str, expect: Expect) {
+        let sql = self.fill(sql);
+        let label = format!("[BEGIN; ...; COMMIT] {sql}");
+        let before = self.fingerprint().await;
+        self.attacker.batch_execute("BEGIN").await.unwrap();
+        let r = self
+            .attacker
+            .simple_query(&sql)
+            .await
+            .map(|m| first_column(&m));
+        let label = self.held_label(label);
+        self.judge(&label, expect, r);
+        // A COMMIT of a failed block is answered as a ROLLBACK.
+        if let Err(e) = self.attacker.batch_execute("COMMIT").await {
+            self.fail(format!("{label}: COMMIT: {e}"));
+            let _ = self.attacker.batch_execute("ROLLBACK").await;
+        }
+        self.check_after(&label, &before).await;
+        self.attempts += 1;
+    }
+
     /// One attempt in the extended protocol: Parse/Describe/Sync, then
     /// Bind/Execute/Sync with `params`.
     pub async fn extended(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)], expect: Expect) {
