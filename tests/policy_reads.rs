@@ -343,3 +343,70 @@ async fn tokio_postgres_reads_match_a_direct_connection_in_both_protocols() {
         differences.join("\n")
     );
 }
+
+/// pgjdbc's DatabaseMetaData, as DBeaver and DataGrip use it on connect and
+/// when opening a schema: every answer through the proxy equals the direct
+/// one, and nothing is held. `tests/java/JdbcCompat.java --metadata-dump` is
+/// compiled as in `pgjdbc.rs`.
+#[test]
+fn pgjdbc_database_metadata_matches_a_direct_connection() {
+    const JDBC_JAR: &str = "/usr/share/java/postgresql.jar";
+    let s = schema();
+    assert!(
+        std::path::Path::new(JDBC_JAR).exists(),
+        "{JDBC_JAR} is missing: install libpostgresql-jdbc-java (scripts/setup.sh)"
+    );
+    let classes = std::env::temp_dir().join(unique("airlock-jdbc-reads"));
+    std::fs::create_dir_all(&classes).unwrap();
+    let source =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/JdbcCompat.java");
+    let javac = Command::new("javac")
+        .args(["-encoding", "UTF-8", "-cp", JDBC_JAR, "-d"])
+        .arg(&classes)
+        .arg(&source)
+        .output()
+        .expect("run javac (install a JDK 17)");
+    assert!(
+        javac.status.success(),
+        "javac: {}",
+        String::from_utf8_lossy(&javac.stderr)
+    );
+    let proxy = shipped_proxy();
+    let reviewer = Rejecter::start(proxy.admin);
+    let dump = |port: u16| {
+        Command::new("java")
+            .arg("-cp")
+            .arg(format!("{}:{JDBC_JAR}", classes.display()))
+            .args(["JdbcCompat", "--metadata-dump", &port.to_string(), DB, s])
+            .output()
+            .expect("run java")
+    };
+    let direct = dump(pg().port);
+    let via = dump(proxy.port());
+    let _ = std::fs::remove_dir_all(&classes);
+    assert!(
+        direct.status.success(),
+        "direct: {}",
+        String::from_utf8_lossy(&direct.stderr)
+    );
+    let direct_out = String::from_utf8_lossy(&direct.stdout);
+    assert!(
+        direct_out.lines().count() > 100 && direct_out.contains("tables: | null | "),
+        "a thin dump: {direct_out}"
+    );
+    let via_out = String::from_utf8_lossy(&via.stdout);
+    let held = reviewer.held.lock().unwrap().clone();
+    assert!(
+        via.status.success() && via_out == direct_out && held.is_empty(),
+        "through the proxy ({}):\n{}\n{}\nheld: {held:#?}\ndiffering lines: {:#?}",
+        via.status,
+        via_out.lines().take(5).collect::<Vec<_>>().join("\n"),
+        String::from_utf8_lossy(&via.stderr),
+        via_out
+            .lines()
+            .zip(direct_out.lines())
+            .filter(|(a, b)| a != b)
+            .take(10)
+            .collect::<Vec<_>>()
+    );
+}

@@ -5,6 +5,10 @@
 // a good run is "JDBC OK <checks>".
 //
 // Usage: java JdbcCompat <port> <database> <table-suffix> <password>
+//        java JdbcCompat --metadata-dump <port> <database> <schema>
+//   (prints what DatabaseMetaData answers about <schema>, one line per row,
+//   creating nothing: for comparing a connection through the proxy with a
+//   direct one)
 
 import java.sql.*;
 import java.util.*;
@@ -28,11 +32,74 @@ public class JdbcCompat {
 
     public static void main(String[] args) {
         try {
+            if (args.length > 0 && args[0].equals("--metadata-dump")) {
+                dump(args[1], args[2], args[3]);
+                return;
+            }
             run(args);
             System.out.println("JDBC OK " + checks);
         } catch (Throwable t) {
             t.printStackTrace();
             System.exit(1);
+        }
+    }
+
+    /** Prints every row of `rs`, prefixed with `what`. */
+    static void print(String what, ResultSet rs) throws SQLException {
+        ResultSetMetaData m = rs.getMetaData();
+        int n = m.getColumnCount();
+        StringBuilder head = new StringBuilder(what).append(" columns:");
+        for (int i = 1; i <= n; i++) {
+            head.append(' ').append(m.getColumnLabel(i));
+        }
+        System.out.println(head);
+        while (rs.next()) {
+            StringBuilder row = new StringBuilder(what).append(':');
+            for (int i = 1; i <= n; i++) {
+                row.append(" | ").append(rs.getString(i));
+            }
+            System.out.println(row);
+        }
+        rs.close();
+    }
+
+    /** What a database navigator asks on connect and on opening a schema. */
+    static void dump(String port, String database, String schema) throws SQLException {
+        String url = "jdbc:postgresql://127.0.0.1:" + port + "/" + database;
+        try (Connection c = open(url, "postgres", null)) {
+            DatabaseMetaData md = c.getMetaData();
+            System.out.println("product: " + md.getDatabaseProductName() + " " + md.getDatabaseProductVersion());
+            System.out.println("user: " + md.getUserName() + " read-only: " + md.isReadOnly());
+            System.out.println("keywords: " + md.getSQLKeywords());
+            System.out.println("functions: " + md.getStringFunctions() + " / " + md.getSystemFunctions());
+            print("catalogs", md.getCatalogs());
+            print("schemas", md.getSchemas());
+            print("schemas like", md.getSchemas(null, schema));
+            print("table types", md.getTableTypes());
+            print("types", md.getTypeInfo());
+            print("tables", md.getTables(null, schema, "%", null));
+            print("columns", md.getColumns(null, schema, "%", "%"));
+            print("table privileges", md.getTablePrivileges(null, schema, "%"));
+            print("procedures", md.getProcedures(null, schema, "%"));
+            print("functions", md.getFunctions(null, schema, "%"));
+            print("function columns", md.getFunctionColumns(null, schema, "%", "%"));
+            print("udts", md.getUDTs(null, schema, "%", null));
+            List<String> tables = new ArrayList<>();
+            try (ResultSet rs = md.getTables(null, schema, "%", new String[] {"TABLE"})) {
+                while (rs.next()) {
+                    tables.add(rs.getString("TABLE_NAME"));
+                }
+            }
+            for (String t : tables) {
+                print("primary keys " + t, md.getPrimaryKeys(null, schema, t));
+                print("imported keys " + t, md.getImportedKeys(null, schema, t));
+                print("exported keys " + t, md.getExportedKeys(null, schema, t));
+                print("indexes " + t, md.getIndexInfo(null, schema, t, false, true));
+                print("best row " + t, md.getBestRowIdentifier(null, schema, t, DatabaseMetaData.bestRowSession, true));
+                print("version columns " + t, md.getVersionColumns(null, schema, t));
+                print("column privileges " + t, md.getColumnPrivileges(null, schema, t, "%"));
+            }
+            print("client info", md.getClientInfoProperties());
         }
     }
 
