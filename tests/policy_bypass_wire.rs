@@ -587,3 +587,53 @@ async fn user_code_behind_read_syntax_changes_nothing() {
     lab.extended("SELECT upper('a')", &[], expect).await;
     lab.finish();
 }
+
+/// The proxy reads SQL in the session's client_encoding, which it learns
+/// from the server's ParameterStatus. A client that pipelines a change of
+/// encoding and a statement gets the statement decided in the old encoding
+/// and run in the new one. In LATIN1, `E'\x95\'` is a string whose quote is
+/// escaped; in SJIS, 0x95 0x5c is one character and the quote ends the
+/// string, so what follows runs.
+#[tokio::test]
+async fn a_pipelined_client_encoding_change_does_not_hide_a_statement() {
+    let mut lab = Lab::new().await;
+    let mut w = raw_attacker(&mut lab, &[]);
+    // The third follows from the second: with the read-only default off,
+    // the backstop no longer stops the DELETE. The last runs in a block.
+    for (inner, block) in [
+        ("SELECT pg_advisory_lock(4720)", false),
+        (
+            "SELECT set_config($$default_transaction_read_only$$, $$off$$, false)",
+            false,
+        ),
+        ("DELETE FROM victim WHERE id > 12", false),
+        ("DELETE FROM victim WHERE id < 5", true),
+    ] {
+        let label = format!("[LATIN1 -> SJIS pipelined, in BEGIN: {block}] {inner}");
+        let msgs = w.simple("SET client_encoding = 'LATIN1'");
+        assert!(first_error(&msgs).is_none(), "{msgs:?}");
+        let before = lab.fingerprint().await;
+        if block {
+            w.simple("BEGIN");
+        }
+        let mut attack = b"SELECT E'\x95\x5c' ; ".to_vec();
+        attack.extend_from_slice(inner.as_bytes());
+        attack.extend_from_slice(b"; --'");
+        w.send(&[query(b"SET client_encoding = 'SJIS'"), query(&attack)].concat());
+        let msgs = w.until(b'Z', 2);
+        let second = msgs
+            .iter()
+            .position(|m| m.tag == b'Z')
+            .map(|i| &msgs[i + 1..])
+            .unwrap_or_default();
+        lab.judge_code(&label, Refused, outcome(second));
+        if block {
+            w.simple("COMMIT");
+        }
+        lab.check_after(&label, &before).await;
+        raw_usable(&mut lab, &mut w, &label);
+        lab.attempts += 1;
+    }
+    finish_raw(&mut lab, w).await;
+    lab.finish();
+}
