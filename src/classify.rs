@@ -119,6 +119,7 @@ risks! {
     UNKNOWN_STATEMENT = 25, "unknown_statement", true;
     UNPARSEABLE = 26, "unparseable", true;
     MULTI_STATEMENT = 27, "multi_statement", false;
+    LEXER_CHANGE = 28, "lexer_change", false;
 }
 
 impl Risks {
@@ -190,6 +191,10 @@ pub struct StatementFacts {
     /// Functions called, as written (`schema.name` or `name`).
     pub functions: Vec<String>,
     pub risks: Risks,
+    /// For SQL `PREPARE name AS ...`: the name (the protocol's Bind can use
+    /// it too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prepared: Option<String>,
 }
 
 impl StatementFacts {
@@ -201,6 +206,7 @@ impl StatementFacts {
             tables_written: Vec::new(),
             functions: Vec::new(),
             risks: Risks::NONE,
+            prepared: None,
         }
     }
 

@@ -24,6 +24,7 @@ pub fn classify(node: &pb::Node) -> StatementFacts {
         N::PrepareStmt(p) => {
             let mut f = wrapped(p.query.as_deref(), "PREPARE");
             f.risks.insert(Risks::PREPARE);
+            f.prepared = Some(p.name.clone());
             return f;
         }
         N::DeclareCursorStmt(d) => {
@@ -221,7 +222,7 @@ fn top_level(n: &N, found: &Found) -> (Kind, &'static str, Risks, Vec<String>) {
             // DISCARD ALL includes RESET ALL, which resets the read-only
             // default.
             let r = if d.target == DiscardMode::DiscardAll as i32 {
-                Risks::READ_ONLY_CHANGE
+                Risks::READ_ONLY_CHANGE | Risks::LEXER_CHANGE
             } else {
                 none
             };
@@ -346,7 +347,14 @@ fn set(v: &pb::VariableSetStmt) -> (Kind, &'static str, Risks, Vec<String>) {
     let mut r = Risks::NONE;
     let kind = v.kind;
     if kind == VariableSetKind::VarResetAll as i32 {
-        r.insert(Risks::READ_ONLY_CHANGE);
+        r.insert(Risks::READ_ONLY_CHANGE | Risks::LEXER_CHANGE);
+    }
+    // Settings that change how the server reads the next statement's text.
+    if matches!(
+        name.as_str(),
+        "client_encoding" | "names" | "standard_conforming_strings" | "backslash_quote"
+    ) {
+        r.insert(Risks::LEXER_CHANGE);
     }
     if matches!(name.as_str(), "role" | "session_authorization") {
         r.insert(Risks::ROLE_CHANGE);

@@ -120,6 +120,16 @@ pub struct Gate {
     pub need: Need,
     /// The last message changes the read-only default itself.
     pub changes_read_only: bool,
+    /// The last message changes how the server reads statement text
+    /// (client_encoding, standard_conforming_strings): what follows must
+    /// wait until the server has answered it.
+    pub changes_lexer: bool,
+    /// A message of this extended-protocol batch was refused: the server
+    /// discards everything until Sync, so the rest needs no decision.
+    discarding: bool,
+    /// Names SQL-level PREPARE used in this session: a protocol Parse of
+    /// such a name may fail on the server, which keeps the SQL statement.
+    sql_prepared: std::collections::HashSet<String>,
     /// A decision the audit trail should record (not reads).
     noted: Option<Noted>,
     metrics: Arc<Metrics>,
@@ -186,6 +196,9 @@ impl Gate {
             disabled,
             need: Need::Neutral,
             changes_read_only: false,
+            changes_lexer: false,
+            discarding: false,
+            sql_prepared: Default::default(),
             noted: None,
             metrics,
             counts: [[0; 3]; 6],
@@ -196,12 +209,50 @@ impl Gate {
     /// Decides one complete client message. `body` excludes the five header
     /// bytes; `client_encoding` is the session's. COPY data is streamed past
     /// the gate and never reaches here.
-    pub fn inspect(&mut self, tag: u8, body: &[u8], client_encoding: &str) -> Verdict {
+    pub fn inspect(
+        &mut self,
+        tag: u8,
+        body: &[u8],
+        client_encoding: &str,
+        standard_strings: bool,
+    ) -> Verdict {
         self.need = Need::Neutral;
         self.changes_read_only = false;
+        self.changes_lexer = false;
         if self.disabled {
             return Verdict::Forward;
         }
+        if tag == fe::SYNC {
+            self.discarding = false;
+            return Verdict::Forward;
+        }
+        if self.discarding
+            && matches!(
+                tag,
+                fe::PARSE | fe::BIND | fe::EXECUTE | fe::DESCRIBE | fe::CLOSE
+            )
+        {
+            return Verdict::Forward;
+        }
+        let verdict = self.inspect_message(tag, body, client_encoding, standard_strings);
+        if matches!(verdict, Verdict::Refuse(_))
+            && matches!(
+                tag,
+                fe::PARSE | fe::BIND | fe::EXECUTE | fe::DESCRIBE | fe::CLOSE
+            )
+        {
+            self.discarding = true;
+        }
+        verdict
+    }
+
+    fn inspect_message(
+        &mut self,
+        tag: u8,
+        body: &[u8],
+        client_encoding: &str,
+        standard_strings: bool,
+    ) -> Verdict {
         if self.policy_rx.has_changed().unwrap_or(false) {
             self.policy = self.policy_rx.borrow_and_update().clone();
         }
@@ -212,7 +263,7 @@ impl Gate {
                 };
                 let (text, facts) = match decode(sql, client_encoding) {
                     Ok(text) => {
-                        let facts = self.policy.trusted(&classify_cached(&text));
+                        let facts = self.classify(&text, standard_strings);
                         (text, facts)
                     }
                     Err(report) => return Verdict::Refuse(report),
@@ -227,7 +278,7 @@ impl Gate {
                 };
                 let (text, facts) = match decode(p.query, client_encoding) {
                     Ok(text) => {
-                        let facts = self.policy.trusted(&classify_cached(&text));
+                        let facts = self.classify(&text, standard_strings);
                         (text, facts)
                     }
                     Err(report) => return Verdict::Refuse(report),
@@ -244,6 +295,22 @@ impl Gate {
                 };
                 if matches!(verdict, Verdict::Forward) {
                     self.note_need(&facts);
+                    let named = !p.statement.is_empty();
+                    if named && self.statements.contains_key(p.statement) {
+                        // PostgreSQL refuses to redefine a named statement
+                        // (42P05) and keeps the old one: so do we.
+                        return verdict;
+                    }
+                    // A name SQL PREPARE may have taken on the server: what
+                    // Bind will run there is unknown.
+                    let taken = std::str::from_utf8(p.statement)
+                        .map(|n| self.sql_prepared.contains(n))
+                        .unwrap_or(true);
+                    let facts = if named && taken {
+                        unknown("EXECUTE", Risks::UNKNOWN_STATEMENT)
+                    } else {
+                        facts
+                    };
                     self.statements.insert(
                         p.statement.to_vec(),
                         Prepared {
@@ -337,8 +404,24 @@ impl Gate {
     }
 
     fn note_need(&mut self, facts: &Facts) {
+        let risks = facts.risks();
         self.need = need_of(facts);
-        self.changes_read_only = facts.risks().contains(Risks::READ_ONLY_CHANGE);
+        self.changes_read_only = risks.contains(Risks::READ_ONLY_CHANGE);
+        self.changes_lexer = risks.contains(Risks::LEXER_CHANGE);
+    }
+
+    /// Facts for SQL text, with this policy's trusted functions. With
+    /// standard_conforming_strings off, backslashes escape quotes inside
+    /// ordinary string literals, which the parser (built with it on) would
+    /// read differently: such text cannot be classified.
+    fn classify(&self, text: &str, standard_strings: bool) -> Arc<Facts> {
+        if !standard_strings && text.contains('\\') {
+            // Not a syntax error: a statement airlock cannot read the way the
+            // server will. Whatever the policy does with unknown statements
+            // (the shipped one: hold it for review) applies.
+            return unknown("STATEMENT WITH BACKSLASHES", Risks::UNKNOWN_STATEMENT);
+        }
+        self.policy.trusted(&classify_cached(text))
     }
 
     /// The server's parameter types for a statement (from its
@@ -449,6 +532,11 @@ impl Gate {
     /// SQL-level PREPARE, DEALLOCATE and DISCARD change prepared statements
     /// behind the protocol's back: what was remembered may no longer hold.
     fn forget_if_statements_change(&mut self, facts: &Facts) {
+        for s in &facts.statements {
+            if let Some(name) = &s.prepared {
+                self.sql_prepared.insert(name.clone());
+            }
+        }
         if facts.statements.iter().any(|s| {
             matches!(s.command.as_str(), "PREPARE" | "DEALLOCATE" | "DISCARD")
                 || s.risks.contains(Risks::PREPARE)

@@ -60,6 +60,8 @@ pub struct Relay {
     hidden_parameter: Option<&'static [u8]>,
     /// The session's client_encoding, from ParameterStatus.
     pub client_encoding: String,
+    /// The session's standard_conforming_strings, from ParameterStatus.
+    pub standard_strings: bool,
 }
 
 /// The statement text the session sends upstream in place of a refused
@@ -93,9 +95,10 @@ fn refusal_id(message: &[u8]) -> Option<u64> {
 }
 
 impl Relay {
-    pub fn new(client_encoding: String) -> Self {
+    pub fn new(client_encoding: String, standard_strings: bool) -> Self {
         Relay {
             client_encoding,
+            standard_strings,
             ..Default::default()
         }
     }
@@ -271,11 +274,13 @@ impl Relay {
                 seen.ready_for_query += 1;
                 seen.status = body.first().and_then(|&b| TransactionStatus::from_byte(b));
             }
-            be::PARAMETER_STATUS => {
-                if let Ok((b"client_encoding", v)) = be::parse_parameter_status(body) {
+            be::PARAMETER_STATUS => match be::parse_parameter_status(body) {
+                Ok((b"client_encoding", v)) => {
                     self.client_encoding = String::from_utf8_lossy(v).into_owned();
                 }
-            }
+                Ok((b"standard_conforming_strings", v)) => self.standard_strings = v == b"on",
+                _ => {}
+            },
             be::COPY_IN_RESPONSE => seen.copy_in = true,
             be::PARAMETER_DESCRIPTION => {
                 seen.param_types

@@ -109,6 +109,9 @@ pub struct Session {
     upstream_mode: Mode,
     /// Extended-protocol messages were forwarded since the last Sync.
     batch_open: bool,
+    /// A message that changes how statement text is read is in flight: the
+    /// next message waits for its answer.
+    lexer_barrier: bool,
     /// The approval service, if a store is configured.
     approvals: Option<Arc<Approvals>>,
     /// The statement held for review, if any (its message is still at the
@@ -150,7 +153,7 @@ enum Event {
 impl Session {
     pub fn new(e: Established, proxy: &Proxy) -> Self {
         let backstop = proxy.config.read_only_backstop && proxy.config.classification;
-        let mut relay = Relay::new(e.client_encoding);
+        let mut relay = Relay::new(e.client_encoding, e.standard_strings);
         if backstop {
             relay.hide_parameter(READ_ONLY_DEFAULT);
         }
@@ -200,6 +203,7 @@ impl Session {
             backstop,
             upstream_mode: Mode::ReadOnly,
             batch_open: false,
+            lexer_barrier: false,
             max_message_size: proxy.config.max_message_size,
             metrics: Arc::clone(&proxy.metrics),
             process_id: e.process_id,
@@ -367,14 +371,39 @@ impl Session {
                 self.client_in.reserve(total - self.client_in.len());
                 break;
             }
+            if self.lexer_barrier && matches!(tag, fe::QUERY | fe::PARSE) {
+                if self.batch_open {
+                    // Within one unsynced batch the server reads this text
+                    // with settings it has not reported yet: refuse it.
+                    self.lexer_barrier = false;
+                    self.refuse(
+                        tag,
+                        Report::error(
+                            sqlstate::FEATURE_NOT_SUPPORTED,
+                            "airlock needs a Sync after a change of client_encoding or standard_conforming_strings",
+                        ),
+                    );
+                    self.client_in.consume(total);
+                    self.forwarded(tag);
+                    continue;
+                }
+                if self.pending > 0 {
+                    break;
+                }
+                self.lexer_barrier = false;
+            }
             let message = &self.client_in.bytes()[..total];
             // An approved message keeps its approval until it is actually
             // forwarded (a mode switch may make it wait a round trip).
             let verdict = if self.approved_head {
                 Verdict::Forward
             } else {
-                self.gate
-                    .inspect(tag, &message[HEADER_LEN..], &self.relay.client_encoding)
+                self.gate.inspect(
+                    tag,
+                    &message[HEADER_LEN..],
+                    &self.relay.client_encoding,
+                    self.relay.standard_strings,
+                )
             };
             if let Some(noted) = self.gate.take_noted() {
                 self.audit_noted(noted);
@@ -388,6 +417,11 @@ impl Session {
                     }
                     if self.gate.changes_read_only {
                         self.upstream_mode = Mode::Unknown;
+                    }
+                    if self.gate.changes_lexer || self.approved_head {
+                        // What follows is read with the new settings only
+                        // once the server has answered this message.
+                        self.lexer_barrier = true;
                     }
                     self.approved_head = false;
                     if tag == fe::DESCRIBE {

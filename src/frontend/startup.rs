@@ -47,6 +47,8 @@ pub struct Established {
     pub identity: Identity,
     pub status: TransactionStatus,
     pub client_encoding: String,
+    /// standard_conforming_strings as the server reported it.
+    pub standard_strings: bool,
     /// The upstream backend's process id, which the client sees unchanged.
     pub process_id: u32,
     pub cancel_guard: Option<CancelGuard>,
@@ -109,6 +111,26 @@ pub async fn establish(
         send(&mut client, &r.to_bytes()).await?;
         return Ok(None);
     };
+    // The session's role is the one PostgreSQL authenticates; a role or
+    // session authorization chosen at connection time would escape the
+    // policy's rule against changing it.
+    let forbidden = ["role", "session_authorization"];
+    let sneaks_in = startup.params.iter().any(|(k, v)| {
+        forbidden.contains(&k.to_ascii_lowercase().as_str())
+            || (k == "options"
+                && forbidden
+                    .iter()
+                    .any(|f| v.to_ascii_lowercase().replace('-', "_").contains(f)))
+    });
+    if sneaks_in {
+        let r = Report::fatal(
+            sqlstate::INSUFFICIENT_PRIVILEGE,
+            "airlock does not allow choosing a role or session authorization at connection time",
+        )
+        .with_hint("Connect as the role itself.");
+        send(&mut client, &r.to_bytes()).await?;
+        return Ok(None);
+    }
     let identity = Identity {
         user: user.to_string(),
         database: database.to_string(),
@@ -168,6 +190,7 @@ pub async fn establish(
         out: Vec::with_capacity(1024),
     };
     let mut client_encoding = String::from("SQL_ASCII");
+    let mut standard_strings = true;
     let mut process_id = 0;
     let mut cancel_guard = None;
     let mut cancel_target = None;
@@ -214,6 +237,7 @@ pub async fn establish(
                 Ok((b"client_encoding", v)) => {
                     client_encoding = String::from_utf8_lossy(v).into_owned();
                 }
+                Ok((b"standard_conforming_strings", v)) => standard_strings = v == b"on",
                 Ok((name, _)) if backstop && name == READ_ONLY_DEFAULT.as_bytes() => {
                     be::parameter_status(&mut auth.out, READ_ONLY_DEFAULT, &client_read_only);
                     auth.server_buf.consume(HEADER_LEN + len);
@@ -246,6 +270,7 @@ pub async fn establish(
                     identity,
                     status,
                     client_encoding,
+                    standard_strings,
                     process_id,
                     cancel_guard,
                     cancel_target,
