@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --all-targets
-cargo test --all-targets -- --test-threads=4
+cargo test --all-targets
 cargo run --quiet --bin airlock -- policy test policies/
