@@ -581,8 +581,11 @@ impl Session {
         }
         if seen.ready_for_query > 0 {
             self.pending = self.pending.saturating_sub(seen.ready_for_query);
-            // Describes the server discarded after an error get no answer.
-            self.describes.clear();
+            // Describes the server discarded after an error get no answer;
+            // once nothing is in flight, none is still to come.
+            if self.pending == 0 {
+                self.describes.clear();
+            }
             if self.executing.is_some() && self.pending == 0 {
                 let rows = self.last_rows.take();
                 let error = self.last_error.take();
