@@ -32,12 +32,6 @@ impl Buffer {
         &self.data[self.start..self.end]
     }
 
-    /// The live bytes, mutable (for rewriting a message in place).
-    #[inline]
-    pub fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.data[self.start..self.end]
-    }
-
     #[inline]
     pub fn len(&self) -> usize {
         self.end - self.start

@@ -15,8 +15,6 @@ pub enum SessionError {
     ServerProtocol(String),
     #[error(transparent)]
     Connect(#[from] ConnectError),
-    #[error("client did not complete startup in time")]
-    StartupTimeout,
 }
 
 impl SessionError {

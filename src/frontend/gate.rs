@@ -289,7 +289,7 @@ impl Gate {
                     // are held when executed.
                     d @ Decision::Deny { .. } => {
                         self.count(message_kind(&facts), 1, Some(text.to_string()), d.rule());
-                        refusal(&facts, &d)
+                        answer(&facts, &d)
                     }
                     _ => Verdict::Forward,
                 };
@@ -388,7 +388,7 @@ impl Gate {
                 // A call by OID cannot be shown to a reviewer: refused.
                 match self.decide(&facts) {
                     Decision::Allow { .. } => Verdict::Forward,
-                    d => refusal(
+                    d => answer(
                         &facts,
                         &Decision::Deny {
                             rule: d.rule().to_string(),
@@ -524,7 +524,7 @@ impl Gate {
                 let note = !allowed || kind != Kind::Read;
                 let sql = note.then(|| what().0);
                 self.count(kind, usize::from(!allowed), sql, d.rule());
-                refusal(facts, &d)
+                answer(facts, &d)
             }
         }
     }
@@ -562,9 +562,10 @@ fn bound_params(b: &fe::Bind<'_>, types: &[u32]) -> Vec<Option<String>> {
         .collect()
 }
 
-/// Forward, or the error a client gets instead of a result. Text the
+/// The verdict for a decision that is not a hold: forward, or the error a
+/// client gets instead of a result. Text the
 /// parser rejects and the policy denies gets the parser's own syntax error.
-fn refusal(facts: &Facts, d: &Decision) -> Verdict {
+fn answer(facts: &Facts, d: &Decision) -> Verdict {
     let report = match d {
         Decision::Allow { .. } => return Verdict::Forward,
         Decision::Deny { rule, .. } if facts.error.is_some() => Report::error(

@@ -526,21 +526,21 @@ impl Session {
     #[inline]
     fn forwarded(&mut self, tag: u8) {
         match tag {
-            fe::PARSE | fe::BIND | fe::DESCRIBE | fe::EXECUTE | fe::CLOSE | fe::FLUSH => {
-                self.batch_open = true
-            }
-            fe::SYNC => self.batch_open = false,
-            _ => {}
-        }
-        match tag {
             fe::QUERY | fe::FUNCTION_CALL => {
                 self.pending += 1;
                 self.syncs_since_execute = 0;
             }
-            fe::EXECUTE => self.syncs_since_execute = 0,
-            fe::SYNC if !self.copy_in => {
-                self.pending += 1;
-                self.syncs_since_execute += 1;
+            fe::EXECUTE => {
+                self.batch_open = true;
+                self.syncs_since_execute = 0;
+            }
+            fe::PARSE | fe::BIND | fe::DESCRIBE | fe::CLOSE | fe::FLUSH => self.batch_open = true,
+            fe::SYNC => {
+                self.batch_open = false;
+                if !self.copy_in {
+                    self.pending += 1;
+                    self.syncs_since_execute += 1;
+                }
             }
             fe::COPY_DONE | fe::COPY_FAIL => {
                 if self.copy_in {

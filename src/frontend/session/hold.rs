@@ -141,7 +141,7 @@ impl Session {
                         });
                     }
                 }
-                self.audit(&approvals, "hold", Some(&r), "pending", None);
+                self.audit(&approvals, "hold", &r, "pending");
                 self.say(notice);
             }
             HoldEvent::Granted(r) | HoldEvent::Approved(r) => {
@@ -150,7 +150,7 @@ impl Session {
                     "airlock: request {} approved by {by}; running it",
                     r.id
                 )));
-                self.audit(&approvals, "execute", Some(&r), "running", None);
+                self.audit(&approvals, "execute", &r, "running");
                 self.relay.capture_rows(true);
                 self.executing = Some(Executing {
                     request: r,
@@ -187,7 +187,7 @@ impl Session {
                     human(approvals.settings.grant_lifetime)
                 ));
                 let tag = held.tag;
-                self.audit(&approvals, "timeout", Some(&r), "pending", None);
+                self.audit(&approvals, "timeout", &r, "pending");
                 self.end_hold_refused(tag, report);
             }
             HoldEvent::Ended(r) => {
@@ -340,17 +340,8 @@ impl Session {
         approvals.audit(e);
     }
 
-    fn audit(
-        &self,
-        approvals: &Approvals,
-        event: &str,
-        r: Option<&Request>,
-        outcome: &str,
-        rows: Option<i64>,
-    ) {
-        let mut e = self.audit_event(event, r, outcome);
-        e.rows_affected = rows;
-        approvals.audit(e);
+    fn audit(&self, approvals: &Approvals, event: &str, r: &Request, outcome: &str) {
+        approvals.audit(self.audit_event(event, Some(r), outcome));
     }
 
     fn audit_event(&self, event: &str, r: Option<&Request>, outcome: &str) -> AuditEvent {
