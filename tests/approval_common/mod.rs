@@ -30,12 +30,7 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 /// alice and bob in `reviewers`, carol in `auditors`, and two reviewers
 /// whose requests are the `postgres` role's: `postgres` and dave.
 pub fn reviewers() -> Vec<Reviewer> {
-    let r = |name: &str, token: &str, groups: &[&str], roles: &[&str]| Reviewer {
-        name: name.into(),
-        token: token.into(),
-        groups: groups.iter().map(|s| s.to_string()).collect(),
-        roles: roles.iter().map(|s| s.to_string()).collect(),
-    };
+    let r = reviewer;
     vec![
         r("alice", ALICE, &["reviewers"], &[]),
         r("bob", BOB, &["reviewers"], &[]),

@@ -292,6 +292,21 @@ pub fn stdout_ok(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A reviewer for the admin API.
+pub fn reviewer(
+    name: &str,
+    token: &str,
+    groups: &[&str],
+    roles: &[&str],
+) -> airlock::config::Reviewer {
+    airlock::config::Reviewer {
+        name: name.into(),
+        token: token.into(),
+        groups: groups.iter().map(|s| s.to_string()).collect(),
+        roles: roles.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
 /// A table name no other test uses.
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -29,15 +29,6 @@ pub const SELF_NAMED: &str = "postgres-reviewer-token-0";
 /// Reviewer `dba` in `reviewers`, whose `roles` include `postgres`.
 pub const DBA: &str = "dba-token-00000000000000";
 
-pub fn reviewer(name: &str, token: &str, groups: &[&str], roles: &[&str]) -> Reviewer {
-    Reviewer {
-        name: name.into(),
-        token: token.into(),
-        groups: groups.iter().map(|s| s.to_string()).collect(),
-        roles: roles.iter().map(|s| s.to_string()).collect(),
-    }
-}
-
 pub fn reviewers() -> Vec<Reviewer> {
     vec![
         reviewer("alice", ALICE, &["reviewers"], &[]),
