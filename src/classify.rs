@@ -120,6 +120,7 @@ risks! {
     UNPARSEABLE = 26, "unparseable", true;
     MULTI_STATEMENT = 27, "multi_statement", false;
     LEXER_CHANGE = 28, "lexer_change", false;
+    USER_CODE = 29, "user_code", true;
 }
 
 impl Risks {
@@ -164,6 +165,13 @@ impl Risks {
     }
 }
 
+impl std::ops::BitAnd for Risks {
+    type Output = Risks;
+    fn bitand(self, rhs: Risks) -> Risks {
+        Risks(self.0 & rhs.0)
+    }
+}
+
 impl std::ops::BitOr for Risks {
     type Output = Risks;
     fn bitor(self, rhs: Risks) -> Risks {
@@ -188,8 +196,24 @@ pub struct StatementFacts {
     pub tables_read: Vec<String>,
     /// Relations written or changed.
     pub tables_written: Vec<String>,
-    /// Functions called, as written (`schema.name` or `name`).
+    /// Functions called, as written (`schema.name` or `name`), and those the
+    /// upstream catalog says the statement reaches.
     pub functions: Vec<String>,
+    /// Operators used, as written, and those the parser looks up without
+    /// their being written (`=` for `CASE x WHEN`, `JOIN ... USING`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub operators: Vec<String>,
+    /// Type names used (casts, column definitions of record functions).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub types: Vec<String>,
+    /// Names after a qualifier (`t.f`, `(x).f`): a column or field, or, in
+    /// attribute notation, a call of the function `f(t)`.
+    #[serde(skip)]
+    pub attributes: Vec<String>,
+    /// User-defined code the upstream catalog says the statement reaches
+    /// (a view's functions, a domain's CHECK, a row-level security policy).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub user_code: Vec<String>,
     pub risks: Risks,
     /// For SQL `PREPARE name AS ...`: the name (the protocol's Bind can use
     /// it too).
@@ -205,6 +229,10 @@ impl StatementFacts {
             tables_read: Vec::new(),
             tables_written: Vec::new(),
             functions: Vec::new(),
+            operators: Vec::new(),
+            types: Vec::new(),
+            attributes: Vec::new(),
+            user_code: Vec::new(),
             risks: Risks::NONE,
             prepared: None,
         }

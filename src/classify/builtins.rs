@@ -5,26 +5,63 @@
 //! name in `pg_catalog` is marked immutable or stable (the list in
 //! `builtin_functions.txt`, generated from the catalog by
 //! `scripts/gen-builtins.sh`), and the call is unqualified or qualified with
-//! `pg_catalog`. PostgreSQL enforces that non-volatile functions written in
-//! SQL or PL/pgSQL do not change data; for built-ins the volatility markings
-//! are the server's own. Creating a function that shadows a built-in name
-//! with other argument types is DDL, which goes through approval itself.
+//! `pg_catalog`. For built-ins the volatility markings are the server's own.
+//! A few stable built-ins run code chosen at run time (a query in a string, a
+//! relation or a type named by a value) and are not safe whatever their
+//! marking. Functions of the same name that users created (an overload
+//! `lower(int)` in another schema) are the upstream catalog's business: see
+//! `crate::catalog`.
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
 static FUNCTIONS_TXT: &str = include_str!("builtin_functions.txt");
+static VOLATILE_UNARY_TXT: &str = include_str!("builtin_volatile_unary.txt");
+
+fn lines(text: &'static str) -> HashSet<&'static str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
 
 fn safe_functions() -> &'static HashSet<&'static str> {
     static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
-    SET.get_or_init(|| {
-        FUNCTIONS_TXT
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .collect()
-    })
+    SET.get_or_init(|| lines(FUNCTIONS_TXT))
 }
+
+/// Built-ins with a volatile overload callable with one argument.
+fn volatile_unary() -> &'static HashSet<&'static str> {
+    static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    SET.get_or_init(|| lines(VOLATILE_UNARY_TXT))
+}
+
+/// Built-ins marked stable or immutable that run code chosen at run time,
+/// which the statement's text does not show: a query given as a string, every
+/// relation of a table, schema or database (views and row-level security
+/// policies run their code), or a type named by its OID (a domain's CHECK
+/// constraint runs). They are never safe.
+const RUN_CHOSEN_CODE: &[&str] = &[
+    "table_to_xml",
+    "table_to_xml_and_xmlschema",
+    "table_to_xmlschema",
+    "schema_to_xml",
+    "schema_to_xml_and_xmlschema",
+    "schema_to_xmlschema",
+    "database_to_xml",
+    "database_to_xml_and_xmlschema",
+    "database_to_xmlschema",
+    "domain_in",
+    "domain_recv",
+    "record_in",
+    "record_recv",
+    "array_in",
+    "array_recv",
+    "range_in",
+    "range_recv",
+    "multirange_in",
+    "multirange_recv",
+];
 
 /// Built-ins PostgreSQL marks volatile only because their result may change
 /// from call to call, reviewed one by one as reading without effect.
@@ -102,10 +139,20 @@ pub fn is_safe_function(schema: Option<&str>, name: &str) -> bool {
         return INFORMATION_SCHEMA_READS.contains(&name);
     }
     matches!(schema, None | Some("pg_catalog"))
+        && !RUN_CHOSEN_CODE.contains(&name)
+        && !has_side_effects(name)
         && (safe_functions().contains(name)
             || VOLATILE_READS.contains(&name)
             // The statistics views' accessors: read-only counters.
             || name.starts_with("pg_stat_get_"))
+}
+
+/// Whether `x.name` may call the built-in `name(x)` (attribute notation)
+/// with an effect: a volatile built-in callable with one argument, such as
+/// `('s'::regclass).nextval` or `(t.id).pg_advisory_lock`.
+pub fn is_unsafe_by_attribute(name: &str) -> bool {
+    (volatile_unary().contains(name) || has_side_effects(name) || RUN_CHOSEN_CODE.contains(&name))
+        && !is_safe_function(None, name)
 }
 
 /// Functions known to act on the world: named as such in the facts (they
@@ -269,6 +316,9 @@ mod tests {
             "txid_current",
             "setseed",
             "query_to_xml",
+            "table_to_xml",
+            "domain_in",
+            "record_in",
         ] {
             assert!(!is_safe_function(None, f), "{f}");
         }
@@ -281,5 +331,11 @@ mod tests {
         assert!(!is_safe_function(None, "_pg_expandarray"));
         assert!(!is_safe_function(Some("public"), "_pg_expandarray"));
         assert!(!is_safe_function(Some("information_schema"), "lower"));
+        for f in ["nextval", "pg_advisory_lock", "lo_unlink", "setseed"] {
+            assert!(is_unsafe_by_attribute(f), "{f}");
+        }
+        for f in ["id", "name", "currval", "lower", "row_to_json"] {
+            assert!(!is_unsafe_by_attribute(f), "{f}");
+        }
     }
 }

@@ -38,7 +38,17 @@ fn cost(key: &str, facts: &Facts) -> usize {
             64 + s.command.len()
                 + s.tables_read.iter().map(|t| t.len() + 24).sum::<usize>()
                 + s.tables_written.iter().map(|t| t.len() + 24).sum::<usize>()
-                + s.functions.iter().map(|t| t.len() + 24).sum::<usize>()
+                + [
+                    &s.functions,
+                    &s.operators,
+                    &s.types,
+                    &s.attributes,
+                    &s.user_code,
+                ]
+                .iter()
+                .flat_map(|v| v.iter())
+                .map(|t| t.len() + 24)
+                .sum::<usize>()
         })
         .sum();
     2 * key.len() + stmt + 96

@@ -59,12 +59,22 @@ fn explain(e: &pb::ExplainStmt) -> StatementFacts {
         }
         return f;
     }
-    // Without ANALYZE nothing is executed; the planner folds only
-    // immutable and stable functions.
+    // Without ANALYZE nothing is executed, but the planner evaluates the
+    // calls it may fold or use for estimates: functions marked immutable or
+    // stable, which for code the classifier does not know is only its
+    // author's word.
     let mut f = StatementFacts::new(Kind::Read, "EXPLAIN");
+    f.risks = inner.risks
+        & (Risks::UNKNOWN_FUNCTION
+            | Risks::SIDE_EFFECT_FUNCTION
+            | Risks::UNKNOWN_OPERATOR
+            | Risks::USER_CODE);
     f.tables_read = inner.tables_read;
     f.tables_read.extend(inner.tables_written);
     f.functions = inner.functions;
+    f.operators = inner.operators;
+    f.types = inner.types;
+    f.attributes = inner.attributes;
     f
 }
 
@@ -89,10 +99,7 @@ fn is_data_modifying(n: &N) -> bool {
 /// Functions, operators, relations and nested writes found in the tree.
 fn apply_found(f: &mut StatementFacts, found: &Found, top_is_dml: bool) {
     for (schema, name) in &found.functions {
-        let shown = match schema {
-            Some(s) => format!("{s}.{name}"),
-            None => name.clone(),
-        };
+        let shown = qualify(schema, name);
         if !builtins::is_safe_function(schema.as_deref(), name) {
             if builtins::has_side_effects(name) {
                 f.risks.insert(Risks::SIDE_EFFECT_FUNCTION);
@@ -107,6 +114,43 @@ fn apply_found(f: &mut StatementFacts, found: &Found, top_is_dml: bool) {
     for (schema, name) in &found.operators {
         if !builtins::is_builtin_operator(schema.as_deref(), name) {
             f.risks.insert(Risks::UNKNOWN_OPERATOR);
+        }
+        // BETWEEN is `>=` and `<=` to the analyser.
+        let implied: &[&str] = if name.contains("BETWEEN") {
+            &[">=", "<="]
+        } else {
+            &[]
+        };
+        let names = implied
+            .iter()
+            .map(|n| (*n).to_string())
+            .chain(implied.is_empty().then(|| qualify(schema, name)));
+        for shown in names {
+            if !f.operators.contains(&shown) {
+                f.operators.push(shown);
+            }
+        }
+    }
+    for (schema, name) in &found.types {
+        let shown = qualify(schema, name);
+        if !f.types.contains(&shown) {
+            f.types.push(shown);
+        }
+    }
+    for name in &found.attributes {
+        // `x.nextval` is `nextval(x)`.
+        if builtins::is_unsafe_by_attribute(name) {
+            f.risks.insert(if builtins::has_side_effects(name) {
+                Risks::SIDE_EFFECT_FUNCTION
+            } else {
+                Risks::UNKNOWN_FUNCTION
+            });
+            if !f.functions.contains(name) {
+                f.functions.push(name.clone());
+            }
+        }
+        if !f.attributes.contains(name) {
+            f.attributes.push(name.clone());
         }
     }
     let nested_writes = found.data_modifying - usize::from(top_is_dml);
@@ -124,6 +168,13 @@ fn apply_found(f: &mut StatementFacts, found: &Found, top_is_dml: bool) {
         if !is_cte && !f.tables_written.contains(r) && !f.tables_read.contains(r) {
             f.tables_read.push(r.clone());
         }
+    }
+}
+
+fn qualify(schema: &Option<String>, name: &str) -> String {
+    match schema {
+        Some(s) => format!("{s}.{name}"),
+        None => name.to_string(),
     }
 }
 

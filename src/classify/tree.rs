@@ -14,8 +14,14 @@ pub struct Found {
     pub top: String,
     /// Function calls as (schema, name).
     pub functions: Vec<(Option<String>, String)>,
-    /// Operators as (schema, name).
+    /// Operators as (schema, name), written or implied (`CASE x WHEN`,
+    /// `JOIN ... USING`, `IN (SELECT ...)` compare with `=`).
     pub operators: Vec<(Option<String>, String)>,
+    /// Type names as (schema, name).
+    pub types: Vec<(Option<String>, String)>,
+    /// Names after a qualifier: `t.f`, `(x).f`. Each may be a column, a
+    /// field, or a function called in attribute notation.
+    pub attributes: Vec<String>,
     /// Relations as `schema.name` or `name`.
     pub relations: Vec<String>,
     /// Names of common table expressions (they look like relations).
@@ -51,6 +57,13 @@ fn visit(v: &Value, found: &mut Found) {
             if map.contains_key("relname") {
                 found.relations.push(relation_name(map));
             }
+            // A TypeName, wherever it stands (a cast, a column definition
+            // list, a parameter of PREPARE ...).
+            if map.contains_key("names") && map.contains_key("typemod") {
+                if let Some(name) = qualified(map.get("names")) {
+                    found.types.push(name);
+                }
+            }
             for (key, child) in map {
                 match key.as_str() {
                     "FuncCall" => {
@@ -62,6 +75,54 @@ fn visit(v: &Value, found: &mut Found) {
                         if let Some(name) = qualified(child.get("name")) {
                             found.operators.push(name);
                         }
+                    }
+                    "ColumnRef" => {
+                        let fields = child.get("fields").and_then(Value::as_array);
+                        for f in fields.into_iter().flatten().skip(1) {
+                            if let Some(n) = f.pointer("/node/String/sval").and_then(Value::as_str)
+                            {
+                                found.attributes.push(n.to_string());
+                            }
+                        }
+                    }
+                    "AIndirection" => {
+                        let names = child.get("indirection").and_then(Value::as_array);
+                        for f in names.into_iter().flatten() {
+                            if let Some(n) = f.pointer("/node/String/sval").and_then(Value::as_str)
+                            {
+                                found.attributes.push(n.to_string());
+                            }
+                        }
+                    }
+                    "SubLink" => match qualified(child.get("oper_name")) {
+                        Some(name) => found.operators.push(name),
+                        // ANY, ALL and row comparisons without an operator
+                        // (`IN (SELECT ...)`) use `=`.
+                        None if matches!(
+                            child.get("sub_link_type").and_then(Value::as_i64),
+                            Some(2..=4)
+                        ) =>
+                        {
+                            found.operators.push((None, "=".into()))
+                        }
+                        None => {}
+                    },
+                    "SortBy" => {
+                        if let Some(name) = qualified(child.get("use_op")) {
+                            found.operators.push(name);
+                        }
+                    }
+                    "CaseExpr" if child.get("arg").is_some_and(|a| !a.is_null()) => {
+                        found.operators.push((None, "=".into()))
+                    }
+                    "JoinExpr"
+                        if child.get("is_natural").and_then(Value::as_bool) == Some(true)
+                            || child
+                                .get("using_clause")
+                                .and_then(Value::as_array)
+                                .is_some_and(|u| !u.is_empty()) =>
+                    {
+                        found.operators.push((None, "=".into()))
                     }
                     "CommonTableExpr" => {
                         if let Some(n) = child.get("ctename").and_then(Value::as_str) {
