@@ -71,6 +71,7 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/sessions", get(sessions))
+        .route("/api/v1/catalogs", get(catalogs))
         .route("/api/v1/events", get(events::stream))
         .route("/api/v1/openapi.json", get(openapi::document))
         .merge(requests::router())
@@ -148,4 +149,8 @@ async fn audit(
 
 async fn sessions(State(state): State<AdminState>, _who: Authenticated) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "items": state.proxy.sessions.list() }))
+}
+
+async fn catalogs(State(state): State<AdminState>, _who: Authenticated) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "items": state.proxy.catalogs.status() }))
 }

@@ -126,6 +126,11 @@ risks! {
 impl Risks {
     pub const NONE: Risks = Risks(0);
 
+    /// Both sets of flags (usable in constants).
+    pub const fn with(self, other: Risks) -> Risks {
+        Risks(self.0 | other.0)
+    }
+
     #[inline]
     pub fn contains(self, other: Risks) -> bool {
         self.0 & other.0 == other.0

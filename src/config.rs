@@ -60,6 +60,13 @@ pub struct Config {
     /// A conninfo airlock uses to EXPLAIN held statements as the requesting
     /// role (a role that may SET ROLE to requesters); none: no estimates.
     pub estimates: Option<String>,
+    /// A conninfo airlock reads each database's catalog with (its user
+    /// defined functions, operators, views, domains and policies; see
+    /// `crate::catalog`). Without it, the upstream address and the connecting
+    /// user, without a password.
+    pub catalog: Option<String>,
+    /// How often the catalog is checked for changes made past airlock.
+    pub catalog_poll: Duration,
 }
 
 /// A person who may decide requests through the admin API.
@@ -141,6 +148,8 @@ impl Config {
             public_url: None,
             reviewers: Vec::new(),
             estimates: None,
+            catalog: None,
+            catalog_poll: Duration::from_secs(1),
         }
     }
 }
@@ -204,6 +213,12 @@ pub struct Settings {
     /// Conninfo for row estimates of held statements (EXPLAIN as the requester)
     #[arg(long, env = "AIRLOCK_ESTIMATES")]
     pub estimates: Option<String>,
+    /// Conninfo for reading each database's catalog (default: the upstream, as the connecting user)
+    #[arg(long, env = "AIRLOCK_CATALOG")]
+    pub catalog: Option<String>,
+    /// Seconds between checks for catalog changes made past airlock (default 1)
+    #[arg(long, env = "AIRLOCK_CATALOG_POLL")]
+    pub catalog_poll: Option<f64>,
     /// Reviewers (config file only): `[[reviewers]] name, token, groups, roles`
     #[arg(skip)]
     #[serde(default)]
@@ -248,6 +263,8 @@ impl Settings {
             request_ttl: self.request_ttl.or(lower.request_ttl),
             public_url: self.public_url.or(lower.public_url),
             estimates: self.estimates.or(lower.estimates),
+            catalog: self.catalog.or(lower.catalog),
+            catalog_poll: self.catalog_poll.or(lower.catalog_poll),
             reviewers: if self.reviewers.is_empty() {
                 lower.reviewers
             } else {
@@ -352,6 +369,18 @@ impl Settings {
         );
         config.public_url = self.public_url;
         config.estimates = self.estimates;
+        if let Some(c) = &self.catalog {
+            if let Err(e) = c.parse::<tokio_postgres::Config>() {
+                errors.push(format!("catalog is not a valid conninfo: {e}"));
+            }
+        }
+        config.catalog = self.catalog;
+        seconds_into(
+            &mut errors,
+            "catalog_poll",
+            self.catalog_poll,
+            &mut config.catalog_poll,
+        );
         let mut names = std::collections::HashSet::new();
         for r in self.reviewers {
             if !names.insert(r.name.clone()) {

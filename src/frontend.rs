@@ -43,6 +43,8 @@ pub struct Proxy {
     pub approvals: std::sync::OnceLock<Arc<crate::approval::Approvals>>,
     /// The sessions open now.
     pub sessions: Arc<sessions::Sessions>,
+    /// Every database's catalog of user code.
+    pub catalogs: crate::catalog::Registry,
     shutdown_tx: watch::Sender<bool>,
 }
 
@@ -69,6 +71,7 @@ impl Proxy {
     pub fn with_policy(config: Config, policy: Policy) -> Arc<Proxy> {
         let (shutdown_tx, _) = watch::channel(false);
         let (policy, _) = watch::channel(Arc::new(policy));
+        let catalogs = crate::catalog::Registry::new(&config);
         Arc::new(Proxy {
             config,
             cancels: Arc::default(),
@@ -76,6 +79,7 @@ impl Proxy {
             policy,
             approvals: std::sync::OnceLock::new(),
             sessions: Arc::default(),
+            catalogs,
             shutdown_tx,
         })
     }

@@ -12,6 +12,9 @@
 //!   back through the [`frontend::relay::Relay`] scanner untouched.
 //! - [`classify`]: SQL → statement facts (kind, tables, functions, risk
 //!   flags) with libpg_query; fails closed; a bounded per-thread cache.
+//! - [`catalog`]: each upstream database's user-defined code (functions,
+//!   operators, views, domains, policies), kept current, which completes the
+//!   classifier's facts with what the text does not show.
 //! - [`policy`]: ordered rule files → allow / deny / require approval;
 //!   policy test cases; live reload.
 //! - [`backend`]: connections to the upstream PostgreSQL server.
@@ -29,6 +32,7 @@
 pub mod admin;
 pub mod approval;
 pub mod backend;
+pub mod catalog;
 pub mod classify;
 pub mod cluster;
 pub mod config;

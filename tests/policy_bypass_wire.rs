@@ -519,9 +519,16 @@ async fn startup_parameters_do_not_change_the_role() {
 /// pg_catalog. The code takes an advisory lock (which a read-only
 /// transaction does not prevent) or deletes (which it does).
 #[tokio::test]
-#[ignore = "open gap: user code behind read syntax (attribute notation, views, domain checks, overloads of built-in names, user operators) needs catalog knowledge the classifier does not have yet; run with --ignored"]
 async fn user_code_behind_read_syntax_changes_nothing() {
-    let mut lab = Lab::new().await;
+    // A database of its own: the overloads and the operator made here
+    // would hold other tests' reads.
+    let db = unique("uc");
+    connect(&direct_conninfo("postgres", DB))
+        .await
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .await
+        .expect("create database");
+    let mut lab = Lab::in_database(policy_lab::shipped_proxy(), &db).await;
     let s = lab.schema.clone();
     let lock_fn = |name: &str, args: &str, ret: &str, key: u32, value: &str| {
         format!(
@@ -555,6 +562,8 @@ async fn user_code_behind_read_syntax_changes_nothing() {
     ]
     .concat();
     lab.admin.batch_execute(&setup).await.expect("user code");
+    // Made past airlock: the proxy sees it once it has polled the catalog.
+    lab.proxy.catalog_caught_up(&lab.admin, &lab.db).await;
     for (sql, expect) in [
         ("SELECT v.grab FROM victim v WHERE id = 1", Refused),
         ("SELECT x.wipe FROM victim x", RefusedOrReadOnly),
@@ -576,16 +585,19 @@ async fn user_code_behind_read_syntax_changes_nothing() {
         RefusedOrReadOnly,
     )
     .await;
-    // A schema before pg_catalog on the search path: the shipped policy
-    // lets SET search_path through; then the same-signature upper() in the
-    // lab's schema wins over the built-in.
-    let set = lab
+    // A schema before pg_catalog on the search path would make the
+    // same-signature upper() in the lab's schema win over the built-in. The
+    // shipped policy refuses such a SET; whether it runs or not, a name a
+    // user function shares is not proven to be the built-in's.
+    let _ = lab
         .attacker
         .simple_query(&format!("SET search_path = {s}, pg_catalog"))
         .await;
-    let expect = if set.is_ok() { Refused } else { Allowed };
-    lab.simple("SELECT upper('a')", expect).await;
-    lab.extended("SELECT upper('a')", &[], expect).await;
+    lab.simple("SELECT upper('a')", Refused).await;
+    lab.extended("SELECT upper('a')", &[], Refused).await;
+    // Names no user code shares still pass.
+    lab.simple("SELECT count(*) FROM victim v WHERE v.id > 1", Allowed)
+        .await;
     lab.finish();
 }
 

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::catalog::{self, Known};
 use crate::classify::{cache::classify_cached, Facts, Kind, Risks, StatementFacts};
 use crate::metrics::Metrics;
 use crate::policy::{Decision, Policy, Requester};
@@ -51,6 +52,8 @@ pub struct HoldRequest {
 
 /// A prepared statement as the gate remembers it.
 struct Prepared {
+    /// Facts from the text alone: the catalog and the policy may have
+    /// changed by the time it is bound.
     facts: Arc<Facts>,
     sql: Arc<str>,
     param_types: Vec<u32>,
@@ -120,6 +123,13 @@ pub struct Gate {
     pub need: Need,
     /// The last message changes the read-only default itself.
     pub changes_read_only: bool,
+    /// The last message may change the catalog (see `crate::catalog`).
+    pub changes_catalog: bool,
+    /// What the session knows of its database's catalog.
+    known: Known,
+    /// The session's transaction may have changed the catalog: reads that
+    /// name anything are not proven.
+    pub unsettled: bool,
     /// The last message changes how the server reads statement text
     /// (client_encoding, standard_conforming_strings): what follows must
     /// wait until the server has answered it.
@@ -196,6 +206,9 @@ impl Gate {
             disabled,
             need: Need::Neutral,
             changes_read_only: false,
+            changes_catalog: false,
+            known: Known::Unavailable(Arc::from("the catalog has not been read yet")),
+            unsettled: false,
             changes_lexer: false,
             discarding: false,
             sql_prepared: Default::default(),
@@ -218,6 +231,7 @@ impl Gate {
     ) -> Verdict {
         self.need = Need::Neutral;
         self.changes_read_only = false;
+        self.changes_catalog = false;
         self.changes_lexer = false;
         if self.disabled {
             return Verdict::Forward;
@@ -263,26 +277,28 @@ impl Gate {
                 };
                 let (text, facts) = match decode(sql, client_encoding) {
                     Ok(text) => {
-                        let facts = self.classify(&text, standard_strings);
+                        let facts = self.complete(&self.classify(&text, standard_strings), &[]);
                         (text, facts)
                     }
                     Err(report) => return Verdict::Refuse(report),
                 };
                 self.forget_if_statements_change(&facts);
                 self.note_need(&facts);
+                self.changes_catalog = catalog::may_change_catalog(&facts, &self.known);
                 self.verdict(&facts, || (text.into_owned(), Vec::new()))
             }
             fe::PARSE => {
                 let Ok(p) = fe::parse_parse(body) else {
                     return malformed("Parse");
                 };
-                let (text, facts) = match decode(p.query, client_encoding) {
+                let (text, raw) = match decode(p.query, client_encoding) {
                     Ok(text) => {
-                        let facts = self.classify(&text, standard_strings);
-                        (text, facts)
+                        let raw = self.classify(&text, standard_strings);
+                        (text, raw)
                     }
                     Err(report) => return Verdict::Refuse(report),
                 };
+                let facts = self.complete(&raw, &p.param_types);
                 self.forget_if_statements_change(&facts);
                 let verdict = match self.decide(&facts) {
                     // Denials stop at Parse; statements that need approval
@@ -309,7 +325,7 @@ impl Gate {
                     let facts = if named && taken {
                         unknown("EXECUTE", Risks::UNKNOWN_STATEMENT)
                     } else {
-                        facts
+                        raw
                     };
                     self.statements.insert(
                         p.statement.to_vec(),
@@ -333,12 +349,14 @@ impl Gate {
                         params: Vec::new(),
                     },
                     Some(p) => {
+                        // The server analyses the statement again if the
+                        // catalog changed since Parse: so does the gate.
+                        let facts = self.complete(&p.facts, &p.param_types);
                         // Parameters are decoded only for statements a
                         // reviewer will see.
-                        let held =
-                            matches!(self.decide(&p.facts), Decision::RequireApproval { .. });
+                        let held = matches!(self.decide(&facts), Decision::RequireApproval { .. });
                         Portal {
-                            facts: Arc::clone(&p.facts),
+                            facts,
                             sql: held.then(|| Arc::clone(&p.sql)),
                             params: if held {
                                 bound_params(&b, &p.param_types)
@@ -365,6 +383,7 @@ impl Gate {
                     ),
                 };
                 self.note_need(&facts);
+                self.changes_catalog = catalog::may_change_catalog(&facts, &self.known);
                 self.verdict(&facts, || {
                     let sql = sql.map_or_else(
                         || "(a statement airlock did not see prepared)".to_string(),
@@ -387,7 +406,10 @@ impl Gate {
                 let facts = unknown("FUNCTION CALL", Risks::UNKNOWN_FUNCTION);
                 // A call by OID cannot be shown to a reviewer: refused.
                 match self.decide(&facts) {
-                    Decision::Allow { .. } => Verdict::Forward,
+                    Decision::Allow { .. } => {
+                        self.changes_catalog = true;
+                        Verdict::Forward
+                    }
                     d => answer(
                         &facts,
                         &Decision::Deny {
@@ -410,7 +432,22 @@ impl Gate {
         self.changes_lexer = risks.contains(Risks::LEXER_CHANGE);
     }
 
-    /// Facts for SQL text, with this policy's trusted functions. With
+    /// What the session knows of the catalog now.
+    #[inline]
+    pub fn set_catalog(&mut self, known: &Known) {
+        if !self.known.same(known) {
+            self.known = known.clone();
+        }
+    }
+
+    /// Facts completed with the catalog, then with the functions this
+    /// policy vouches for.
+    fn complete(&self, raw: &Arc<Facts>, params: &[u32]) -> Arc<Facts> {
+        let resolved = catalog::resolve(raw, &self.known, self.unsettled, params);
+        self.policy.trusted(&resolved)
+    }
+
+    /// Facts for SQL text, from the text alone. With
     /// standard_conforming_strings off, backslashes escape quotes inside
     /// ordinary string literals, which the parser (built with it on) would
     /// read differently: such text cannot be classified.
@@ -421,7 +458,7 @@ impl Gate {
             // (the shipped one: hold it for review) applies.
             return unknown("STATEMENT WITH BACKSLASHES", Risks::UNKNOWN_STATEMENT);
         }
-        self.policy.trusted(&classify_cached(text))
+        classify_cached(text)
     }
 
     /// The server's parameter types for a statement (from its

@@ -137,6 +137,13 @@ pub struct Session {
     violation: Option<String>,
     max_message_size: usize,
     metrics: Arc<Metrics>,
+    /// The database's catalog of user code (none with classification off).
+    catalog: Option<crate::catalog::Watch>,
+    /// Something that may change the catalog was forwarded, and the
+    /// snapshot has not been renewed since.
+    catalog_dirty: bool,
+    /// The next message waits for a new snapshot.
+    waiting_catalog: bool,
     pub process_id: u32,
     _cancel_guard: Option<CancelGuard>,
 }
@@ -146,6 +153,7 @@ enum Event {
     ClientRead(std::io::Result<usize>),
     Hold(Box<HoldEvent>),
     Cancel,
+    Catalog,
     Writable(Result<(), SessionError>),
     Shutdown,
 }
@@ -157,6 +165,10 @@ impl Session {
         if backstop {
             relay.hide_parameter(READ_ONLY_DEFAULT);
         }
+        let catalog = proxy
+            .config
+            .classification
+            .then(|| proxy.catalogs.watch(&e.identity.database, &e.identity.user));
         let (client_rd, client_wr) = e.client.into_split();
         let (server_rd, server_wr) = e.server.into_split();
         Session {
@@ -206,6 +218,9 @@ impl Session {
             lexer_barrier: false,
             max_message_size: proxy.config.max_message_size,
             metrics: Arc::clone(&proxy.metrics),
+            catalog,
+            catalog_dirty: false,
+            waiting_catalog: false,
             process_id: e.process_id,
             _cancel_guard: e.cancel_guard,
         }
@@ -277,6 +292,7 @@ impl Session {
                 }
                 ev = hold::next_event(&mut self.hold), if self.hold.is_some() => Event::Hold(Box::new(ev)),
                 Some(()) = self.cancels.recv() => Event::Cancel,
+                _ = catalog_changed(&mut self.catalog), if self.waiting_catalog => Event::Catalog,
                 _ = shutdown.changed(), if !self.shutting_down => Event::Shutdown,
                 _ = sleep_until(drain_deadline), if drain_deadline.is_some() => {
                     // The upstream never finished: report and close anyway.
@@ -292,6 +308,7 @@ impl Session {
                 Event::Writable(r) => r?,
                 Event::Hold(ev) => self.on_hold_event(*ev),
                 Event::Cancel => self.on_cancel(),
+                Event::Catalog => self.waiting_catalog = false,
                 Event::Shutdown => self.shutting_down = true,
             }
         }
@@ -392,6 +409,15 @@ impl Session {
                 }
                 self.lexer_barrier = false;
             }
+            if !self.approved_head
+                && matches!(
+                    tag,
+                    fe::QUERY | fe::PARSE | fe::BIND | fe::EXECUTE | fe::FUNCTION_CALL
+                )
+                && !self.catalog_ready()
+            {
+                break;
+            }
             let message = &self.client_in.bytes()[..total];
             // An approved message keeps its approval until it is actually
             // forwarded (a mode switch may make it wait a round trip).
@@ -424,6 +450,9 @@ impl Session {
                         self.lexer_barrier = true;
                     }
                     self.approved_head = false;
+                    if self.gate.changes_catalog {
+                        self.catalog_dirty = true;
+                    }
                     if tag == fe::DESCRIBE {
                         let body = &self.client_in.bytes()[HEADER_LEN..total];
                         if let Ok((b'S', name)) = fe::parse_target(body) {
@@ -441,6 +470,38 @@ impl Session {
             }
             self.client_in.consume(total);
             self.forwarded(tag);
+        }
+    }
+
+    /// Whether the gate has a current view of the catalog; false to wait
+    /// (for the answer to what is in flight, or for a new snapshot).
+    ///
+    /// After something that may have changed the catalog, a new snapshot
+    /// is asked for once its transaction has ended; until then the gate
+    /// proves no read that names anything (`Gate::unsettled`).
+    fn catalog_ready(&mut self) -> bool {
+        let Some(watch) = self.catalog.as_mut() else {
+            return true;
+        };
+        if self.catalog_dirty && !self.batch_open {
+            if self.pending > 0 {
+                return false;
+            }
+            if self.status == TransactionStatus::Idle {
+                watch.invalidate();
+                self.catalog_dirty = false;
+            }
+        }
+        self.gate.unsettled = self.catalog_dirty;
+        match watch.current() {
+            Some(known) => {
+                self.gate.set_catalog(known);
+                true
+            }
+            None => {
+                self.waiting_catalog = true;
+                false
+            }
         }
     }
 
@@ -743,6 +804,13 @@ impl Session {
 }
 
 /// Sleeps until `deadline`; only polled when there is one.
+async fn catalog_changed(catalog: &mut Option<crate::catalog::Watch>) {
+    match catalog {
+        Some(w) => w.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,

@@ -221,6 +221,31 @@ impl TestProxy {
         self.addr.port()
     }
 
+    /// Waits until the proxy's snapshot of `database`'s catalog is the one
+    /// `direct` (a direct connection to it) sees now: changes made past
+    /// airlock reach the proxy when it next polls.
+    pub async fn catalog_caught_up(&self, direct: &tokio_postgres::Client, database: &str) {
+        let want = airlock::catalog::load::fingerprint(direct)
+            .await
+            .expect("catalog fingerprint");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let status = self.proxy.catalogs.status();
+            if status.iter().any(|s| {
+                s.database == database
+                    && s.state == "current"
+                    && s.fingerprint.as_deref() == Some(want.as_str())
+            }) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the proxy's catalog of {database} did not catch up with {want}: {status:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// A libpq-style connection string for `user` on `database` via the proxy.
     pub fn conninfo(&self, user: &str, database: &str) -> String {
         format!(

@@ -85,6 +85,7 @@ pub struct Fingerprint {
 pub struct Lab {
     pub rejecter: Rejecter,
     pub proxy: TestProxy,
+    pub db: String,
     pub schema: String,
     pub chan: String,
     /// A role the attacker could switch to.
@@ -215,10 +216,10 @@ pub fn first_column(msgs: &[SimpleQueryMessage]) -> Vec<String> {
 /// How attackers connect: through the proxy, as the superuser (so that
 /// anything that gets through really can do harm), with the lab's schema
 /// on the search path.
-pub fn attacker_conninfo(proxy: &TestProxy, schema: &str, app: &str) -> String {
+pub fn attacker_conninfo(proxy: &TestProxy, db: &str, schema: &str, app: &str) -> String {
     format!(
         "{} application_name={app} options='-c search_path={schema}'",
-        proxy.conninfo("postgres", DB)
+        proxy.conninfo("postgres", db)
     )
 }
 
@@ -227,6 +228,7 @@ impl Lab {
     pub async fn connect_attacker(&self) -> Client {
         connect(&attacker_conninfo(
             &self.proxy,
+            &self.db,
             &self.schema,
             &format!("{}_second", self.schema),
         ))
@@ -238,10 +240,15 @@ impl Lab {
     }
 
     pub async fn with_proxy(proxy: TestProxy) -> Lab {
+        Self::in_database(proxy, DB).await
+    }
+
+    /// A lab in database `db` (which exists).
+    pub async fn in_database(proxy: TestProxy, db: &str) -> Lab {
         let schema = unique("bp");
         let chan = format!("{schema}_chan");
         let other_role = format!("{schema}_other");
-        let admin = connect(&direct_conninfo("postgres", DB)).await;
+        let admin = connect(&direct_conninfo("postgres", db)).await;
         let s = &schema;
         admin
             .batch_execute(&format!(
@@ -260,19 +267,19 @@ impl Lab {
             ))
             .await
             .expect("lab setup");
-        let bystander = connect(&direct_conninfo("postgres", DB)).await;
+        let bystander = connect(&direct_conninfo("postgres", db)).await;
         let bystander_pid: i32 = bystander
             .query_one("SELECT pg_backend_pid()", &[])
             .await
             .unwrap()
             .get(0);
-        let (listener, notes) = connect_with_messages(&direct_conninfo("postgres", DB)).await;
+        let (listener, notes) = connect_with_messages(&direct_conninfo("postgres", db)).await;
         listener
             .batch_execute(&format!("LISTEN {chan}"))
             .await
             .unwrap();
         let app = format!("{schema}_attacker");
-        let attacker = connect(&attacker_conninfo(&proxy, &schema, &app)).await;
+        let attacker = connect(&attacker_conninfo(&proxy, db, &schema, &app)).await;
         let attacker_pid: i32 = admin
             .query_one(
                 "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
@@ -287,6 +294,7 @@ impl Lab {
             prog_file: tmp.join(format!("airlock_{schema}_program")),
             copy_file: tmp.join(format!("airlock_{schema}_copy")),
             proxy,
+            db: db.to_string(),
             schema,
             chan,
             other_role,

@@ -1,0 +1,199 @@
+//! Facts, as the classifier found them in the text, completed with what the
+//! upstream catalog knows: the user code a name reaches.
+//!
+//! The text alone cannot tell a column from a function called in attribute
+//! notation (`t.f` is `f(t)`), a built-in from a user's overload of its name
+//! (`lower(1)` with a `lower(int)` in some schema), a table from a view
+//! whose definition calls a volatile function, or a plain cast from a cast
+//! to a domain whose CHECK calls one. The snapshot can; names are matched in
+//! every schema, so neither a search path nor a later `SET search_path`
+//! changes the answer.
+//!
+//! When there is no snapshot to ask (the catalog could not be read), or the
+//! session's own transaction may have changed the catalog in ways no other
+//! connection can see yet, nothing that names a relation, function,
+//! operator, type or column is proven to be a read.
+
+use std::sync::Arc;
+
+use super::snapshot::{Code, Snapshot};
+use crate::classify::{Facts, Kind, Risks, StatementFacts};
+
+/// What a session knows of its database's catalog.
+#[derive(Debug, Clone)]
+pub enum Known {
+    Snapshot(Arc<Snapshot>),
+    /// The catalog could not be read: why.
+    Unavailable(Arc<str>),
+}
+
+impl Known {
+    pub fn same(&self, other: &Known) -> bool {
+        match (self, other) {
+            (Known::Snapshot(a), Known::Snapshot(b)) => Arc::ptr_eq(a, b),
+            (Known::Unavailable(a), Known::Unavailable(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+/// Why a read that names anything is not proven while the session's own
+/// transaction may have changed the catalog.
+const UNSETTLED: &str =
+    "the catalog may have changed earlier in this transaction (the statement may reach code created there)";
+
+/// `facts` completed with what the catalog knows; `params` are the
+/// parameter types a Parse declared (a domain's CHECK runs on a parameter
+/// of its type). The same `Arc` when nothing changes.
+pub fn resolve(facts: &Arc<Facts>, known: &Known, unsettled: bool, params: &[u32]) -> Arc<Facts> {
+    let reason = match known {
+        _ if unsettled => UNSETTLED.to_string(),
+        Known::Unavailable(why) => format!("the catalog could not be read: {why}"),
+        Known::Snapshot(snap) => {
+            if snap.is_empty() {
+                return Arc::clone(facts);
+            }
+            let mut out: Option<Facts> = None;
+            for (i, s) in facts.statements.iter().enumerate() {
+                let p = if i == 0 { params } else { &[] };
+                if let Some(changed) = resolved(s, snap, p) {
+                    out.get_or_insert_with(|| (**facts).clone()).statements[i] = changed;
+                }
+            }
+            return out.map_or_else(|| Arc::clone(facts), Arc::new);
+        }
+    };
+    let mut out: Option<Facts> = None;
+    for (i, s) in facts.statements.iter().enumerate() {
+        let touches = !s.tables_read.is_empty()
+            || !s.tables_written.is_empty()
+            || !s.functions.is_empty()
+            || !s.operators.is_empty()
+            || !s.types.is_empty()
+            || !s.attributes.is_empty()
+            || (i == 0 && !params.is_empty());
+        if s.kind == Kind::Read && touches {
+            let st = &mut out.get_or_insert_with(|| (**facts).clone()).statements[i];
+            st.risks.insert(Risks::USER_CODE);
+            st.user_code.push(reason.clone());
+        }
+    }
+    out.map_or_else(|| Arc::clone(facts), Arc::new)
+}
+
+/// One statement completed with the snapshot (a copy, changed or not).
+pub fn resolve_statement(s: &StatementFacts, snap: &Snapshot, params: &[u32]) -> StatementFacts {
+    resolved(s, snap, params).unwrap_or_else(|| s.clone())
+}
+
+/// What a statement reaches beyond its text.
+#[derive(Default)]
+struct Reached {
+    code: Code,
+}
+
+impl Reached {
+    fn function(&mut self, qualified: &str, what: String) {
+        self.code.merge(&Code {
+            what: vec![what],
+            functions: vec![qualified.to_string()],
+            risks: Risks::UNKNOWN_FUNCTION,
+        });
+    }
+}
+
+fn resolved(s: &StatementFacts, snap: &Snapshot, params: &[u32]) -> Option<StatementFacts> {
+    let mut out: Option<StatementFacts> = None;
+    // Extension functions the catalog vouches for are reads.
+    if s.risks.contains(Risks::UNKNOWN_FUNCTION)
+        && s.unknown_functions().all(|f| snap.is_trusted(f))
+    {
+        out.get_or_insert_with(|| s.clone())
+            .risks
+            .remove(Risks::UNKNOWN_FUNCTION);
+    }
+    let mut r = Reached::default();
+    for f in &s.functions {
+        for q in snap.functions(f).into_iter().flatten() {
+            r.function(q, format!("function {q}"));
+        }
+    }
+    for a in &s.attributes {
+        for q in snap.attribute_functions(a).into_iter().flatten() {
+            r.function(q, format!("function {q} (as .{a})"));
+        }
+    }
+    for o in &s.operators {
+        for q in snap.operator(o).into_iter().flatten() {
+            r.function(q, format!("operator {o} (function {q})"));
+        }
+    }
+    for t in &s.types {
+        if let Some(code) = snap.type_code(t) {
+            r.code.merge(code);
+        }
+    }
+    for oid in params {
+        if let Some(code) = snap.type_oid_code(*oid) {
+            r.code.merge(code);
+        }
+    }
+    for t in s.tables_read.iter().chain(&s.tables_written) {
+        if let Some(code) = snap.relation_code(t) {
+            r.code.merge(code);
+        }
+    }
+    if r.code.what.is_empty() && r.code.risks.is_empty() {
+        return out;
+    }
+    let st = out.get_or_insert_with(|| s.clone());
+    for f in r.code.functions {
+        if !st.functions.contains(&f) {
+            st.functions.push(f);
+        }
+    }
+    for w in r.code.what {
+        if !st.user_code.contains(&w) {
+            st.user_code.push(w);
+        }
+    }
+    st.risks.insert(r.code.risks);
+    out
+}
+
+/// Whether running `facts` may change what the snapshot says: DDL, code
+/// the classifier cannot see into (which may run DDL), and writes to tables
+/// with triggers. Plain reads and writes never do, so ordinary traffic
+/// never makes the catalog be read again.
+pub fn may_change_catalog(facts: &Facts, known: &Known) -> bool {
+    const OPAQUE: Risks = Risks::NONE
+        .with(Risks::UNKNOWN_FUNCTION)
+        .with(Risks::SIDE_EFFECT_FUNCTION)
+        .with(Risks::USER_CODE)
+        .with(Risks::CALL)
+        .with(Risks::DO)
+        .with(Risks::EXECUTE)
+        .with(Risks::UNKNOWN_STATEMENT)
+        .with(Risks::UNPARSEABLE)
+        .with(Risks::COPY_PROGRAM);
+    facts.statements.iter().any(|s| {
+        if s.is_read() {
+            return false;
+        }
+        match s.kind {
+            Kind::Transaction | Kind::Session => false,
+            Kind::Ddl => true,
+            Kind::Utility => !matches!(
+                s.command.as_str(),
+                "VACUUM" | "ANALYZE" | "CHECKPOINT" | "LOCK TABLE" | "CLUSTER" | "REINDEX"
+            ),
+            Kind::Read | Kind::Write => {
+                s.risks.intersects(OPAQUE)
+                    || s.tables_written.iter().any(|t| match known {
+                        Known::Snapshot(snap) => snap.has_triggers(t),
+                        Known::Unavailable(_) => true,
+                    })
+            }
+        }
+    })
+}

@@ -1,0 +1,367 @@
+//! What one load of a database's catalog means for the classifier: which
+//! names reach user-defined code, and which code.
+//!
+//! Functions are judged by who wrote them, never by what they say of
+//! themselves: a user's function marked STABLE can still take an advisory
+//! lock or call a volatile function. Only functions an extension installed
+//! (which takes a superuser or a trusted extension, that is, code an
+//! administrator chose) are taken at their word, and then only when marked
+//! immutable or stable and not named among the built-ins with side effects.
+//!
+//! Views, row-level security policies and domain CHECK constraints are
+//! classified like statements, against the snapshot itself, until nothing
+//! changes: a view over a view over a volatile function is found however
+//! deep it is.
+
+use std::collections::{HashMap, HashSet};
+
+use super::load::{Named, Raw};
+use super::resolve::resolve_statement;
+use crate::classify::{builtins, classify, Risks, StatementFacts};
+
+/// User code behind a name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Code {
+    /// What it is, for reviewers: `view lab.wiped`, `domain lab.grabby`.
+    pub what: Vec<String>,
+    /// Functions it calls that are not known to be free of side effects.
+    pub functions: Vec<String>,
+    /// The flags that make it not a read.
+    pub risks: Risks,
+}
+
+impl Code {
+    pub(super) fn merge(&mut self, other: &Code) {
+        for w in &other.what {
+            if !self.what.contains(w) {
+                self.what.push(w.clone());
+            }
+        }
+        for f in &other.functions {
+            if !self.functions.contains(f) {
+                self.functions.push(f.clone());
+            }
+        }
+        self.risks.insert(other.risks);
+    }
+
+    /// The code a statement reaches, if it is not a read.
+    fn of(what: String, s: &StatementFacts) -> Option<Code> {
+        if s.is_read() {
+            return None;
+        }
+        Some(Code {
+            what: vec![what],
+            functions: s.unknown_functions().map(str::to_string).collect(),
+            risks: s.risks & Risks::NOT_READ,
+        })
+    }
+}
+
+/// One database's user code, by every name a statement may use for it:
+/// `name` (in any schema: search paths differ between sessions and may be
+/// changed) and `schema.name`.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub fingerprint: String,
+    /// Untrusted functions by name: the qualified names behind it.
+    functions: HashMap<String, Vec<String>>,
+    /// Untrusted functions callable with one argument, by name.
+    attribute_functions: HashMap<String, Vec<String>>,
+    /// Names (plain and qualified) whose every function is a trusted
+    /// extension function.
+    trusted: HashSet<String>,
+    /// Operators whose function is not known to be safe: the functions.
+    operators: HashMap<String, Vec<String>>,
+    /// Types whose values run user code when made (domain checks, casts).
+    types: HashMap<String, Code>,
+    type_oids: HashMap<u32, Code>,
+    /// Relations that run user code when read (views, policies, foreign
+    /// tables, rows of such types).
+    relations: HashMap<String, Code>,
+    /// Relations with triggers.
+    triggers: HashSet<String>,
+}
+
+fn keys(schema: &str, name: &str) -> [String; 2] {
+    [name.to_string(), format!("{schema}.{name}")]
+}
+
+fn add_code(map: &mut HashMap<String, Code>, schema: &str, name: &str, code: &Code) -> bool {
+    let mut changed = false;
+    for k in keys(schema, name) {
+        let entry = map.entry(k).or_default();
+        let before = entry.clone();
+        entry.merge(code);
+        changed |= *entry != before;
+    }
+    changed
+}
+
+fn push_unique(map: &mut HashMap<String, Vec<String>>, key: String, value: &str) {
+    let v = map.entry(key).or_default();
+    if !v.iter().any(|x| x == value) {
+        v.push(value.to_string());
+    }
+}
+
+impl Snapshot {
+    /// Nothing in the database reaches user code.
+    pub fn is_empty(&self) -> bool {
+        self.functions.is_empty()
+            && self.operators.is_empty()
+            && self.types.is_empty()
+            && self.relations.is_empty()
+            && self.trusted.is_empty()
+    }
+
+    /// The untrusted functions a call of `name` as written may reach.
+    pub fn functions(&self, written: &str) -> Option<&[String]> {
+        self.functions.get(written).map(Vec::as_slice)
+    }
+
+    /// The untrusted functions `x.name` may call.
+    pub fn attribute_functions(&self, name: &str) -> Option<&[String]> {
+        self.attribute_functions.get(name).map(Vec::as_slice)
+    }
+
+    /// Every function a call of `written` may reach is a trusted extension
+    /// function.
+    pub fn is_trusted(&self, written: &str) -> bool {
+        self.trusted.contains(written)
+    }
+
+    pub fn operator(&self, written: &str) -> Option<&[String]> {
+        self.operators.get(written).map(Vec::as_slice)
+    }
+
+    pub fn type_code(&self, written: &str) -> Option<&Code> {
+        self.types.get(written)
+    }
+
+    pub fn type_oid_code(&self, oid: u32) -> Option<&Code> {
+        self.type_oids.get(&oid)
+    }
+
+    pub fn relation_code(&self, written: &str) -> Option<&Code> {
+        self.relations.get(written)
+    }
+
+    pub fn has_triggers(&self, written: &str) -> bool {
+        self.triggers.contains(written)
+    }
+
+    /// The qualified names that reach user code, for operators.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .relations
+            .keys()
+            .map(|k| format!("relation {k}"))
+            .chain(self.types.keys().map(|k| format!("type {k}")))
+            .chain(self.functions.keys().map(|k| format!("function {k}")))
+            .chain(self.operators.keys().map(|k| format!("operator {k}")))
+            .filter(|n| n.contains('.'))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Judges what a load read.
+    pub fn build(raw: Raw) -> Snapshot {
+        let mut s = Snapshot {
+            fingerprint: raw.fingerprint,
+            ..Snapshot::default()
+        };
+        // Functions.
+        let mut by_oid: HashMap<u32, (bool, String)> = HashMap::new();
+        let mut all_trusted: HashMap<String, bool> = HashMap::new();
+        for f in &raw.functions {
+            let qualified = format!("{}.{}", f.schema, f.name);
+            let trusted = f.extension
+                && matches!(f.volatility, 'i' | 's')
+                && !builtins::has_side_effects(&f.name);
+            by_oid.insert(f.oid, (trusted, qualified.clone()));
+            for k in keys(&f.schema, &f.name) {
+                let t = all_trusted.entry(k).or_insert(true);
+                *t &= trusted;
+            }
+            if trusted {
+                continue;
+            }
+            for k in keys(&f.schema, &f.name) {
+                push_unique(&mut s.functions, k, &qualified);
+            }
+            if f.nargs >= 1 && f.nargs - f.nargdefaults <= 1 {
+                push_unique(&mut s.attribute_functions, f.name.clone(), &qualified);
+            }
+        }
+        s.trusted = all_trusted
+            .into_iter()
+            .filter_map(|(k, t)| t.then_some(k))
+            .collect();
+        let function_is_safe = |oid: u32, schema: &str, name: &str| match by_oid.get(&oid) {
+            Some((trusted, _)) => *trusted,
+            None => builtins::is_safe_function(Some(schema), name),
+        };
+        // Operators.
+        for o in &raw.operators {
+            if function_is_safe(o.function, &o.function_schema, &o.function_name) {
+                continue;
+            }
+            let f = format!("{}.{}", o.function_schema, o.function_name);
+            for k in keys(&o.schema, &o.name) {
+                push_unique(&mut s.operators, k, &f);
+            }
+        }
+        // Triggers and foreign tables.
+        for t in &raw.triggers {
+            s.triggers.extend(keys(&t.schema, &t.name));
+        }
+        for f in &raw.foreign {
+            let code = Code {
+                what: vec![format!("foreign table {}.{}", f.schema, f.name)],
+                functions: Vec::new(),
+                risks: Risks::USER_CODE,
+            };
+            add_code(&mut s.relations, &f.schema, &f.name, &code);
+        }
+        // Casts that call a function not known to be safe make both types
+        // run it.
+        let types: HashMap<u32, &super::load::Type> =
+            raw.types.iter().map(|t| (t.oid, t)).collect();
+        let mut seeds: Vec<(u32, Code)> = Vec::new();
+        for c in &raw.casts {
+            if function_is_safe(c.function, &c.function_schema, &c.function_name) {
+                continue;
+            }
+            let code = Code {
+                what: vec![format!(
+                    "cast function {}.{}",
+                    c.function_schema, c.function_name
+                )],
+                functions: vec![format!("{}.{}", c.function_schema, c.function_name)],
+                risks: Risks::UNKNOWN_FUNCTION,
+            };
+            seeds.push((c.source, code.clone()));
+            seeds.push((c.target, code));
+        }
+        for (oid, code) in seeds {
+            s.mark_type(oid, &code, types.get(&oid).copied());
+        }
+        // Views, policies and domain checks, until nothing changes. Each
+        // round can only add code, so this ends.
+        let parsed_views: Vec<_> = raw
+            .views
+            .iter()
+            .map(|v| (v, classify(&v.definition)))
+            .collect();
+        let parsed_policies: Vec<_> = raw
+            .policies
+            .iter()
+            .map(|p| {
+                (
+                    p,
+                    classify(&format!("SELECT ({}) FROM {}", p.using, p.quoted)),
+                )
+            })
+            .collect();
+        let parsed_checks: Vec<_> = raw
+            .checks
+            .iter()
+            .map(|(oid, check)| (*oid, classify(&format!("SELECT ({check})"))))
+            .collect();
+        let contained_in = containers(&raw.types);
+        loop {
+            let mut changed = false;
+            for (oid, facts) in &parsed_checks {
+                let Some(t) = types.get(oid) else { continue };
+                for st in &facts.statements {
+                    let st = resolve_statement(st, &s, &[]);
+                    if let Some(code) = Code::of(format!("domain {}.{}", t.schema, t.name), &st) {
+                        changed |= s.mark_type(*oid, &code, Some(t));
+                    }
+                }
+                if facts.error.is_some() {
+                    let code = unparseable(format!("domain {}.{}", t.schema, t.name));
+                    changed |= s.mark_type(*oid, &code, Some(t));
+                }
+            }
+            // A type containing a type that runs code runs it too.
+            let marked: Vec<(u32, Code)> =
+                s.type_oids.iter().map(|(o, c)| (*o, c.clone())).collect();
+            for (oid, code) in marked {
+                for outer in contained_in.get(&oid).into_iter().flatten() {
+                    changed |= s.mark_type(*outer, &code, types.get(outer).copied());
+                }
+            }
+            for (v, facts) in &parsed_views {
+                let what = format!("view {}.{}", v.schema, v.name);
+                changed |= s.judge_relation(&what, &v.schema, &v.name, facts);
+            }
+            for (p, facts) in &parsed_policies {
+                let what = format!("row-level security policy on {}.{}", p.schema, p.table);
+                changed |= s.judge_relation(&what, &p.schema, &p.table, facts);
+            }
+            if !changed {
+                break;
+            }
+        }
+        s
+    }
+
+    /// Records that the relation runs the code of `facts`, if any.
+    fn judge_relation(
+        &mut self,
+        what: &str,
+        schema: &str,
+        name: &str,
+        facts: &crate::classify::Facts,
+    ) -> bool {
+        let mut changed = false;
+        if facts.error.is_some() {
+            return add_code(&mut self.relations, schema, name, &unparseable(what.into()));
+        }
+        for st in &facts.statements {
+            let st = resolve_statement(st, self, &[]);
+            if let Some(code) = Code::of(what.to_string(), &st) {
+                changed |= add_code(&mut self.relations, schema, name, &code);
+            }
+        }
+        changed
+    }
+
+    /// Records that values of type `oid` run `code`; a row type's relation
+    /// does too (a populate function can make its rows from text).
+    fn mark_type(&mut self, oid: u32, code: &Code, t: Option<&super::load::Type>) -> bool {
+        let entry = self.type_oids.entry(oid).or_default();
+        let before = entry.clone();
+        entry.merge(code);
+        let mut changed = *entry != before;
+        if let Some(t) = t {
+            changed |= add_code(&mut self.types, &t.schema, &t.name, code);
+            if let Some(Named { schema, name }) = &t.relation {
+                changed |= add_code(&mut self.relations, schema, name, code);
+            }
+        }
+        changed
+    }
+}
+
+fn unparseable(what: String) -> Code {
+    Code {
+        what: vec![what],
+        functions: Vec::new(),
+        risks: Risks::USER_CODE,
+    }
+}
+
+/// For each type, the types that contain it.
+fn containers(types: &[super::load::Type]) -> HashMap<u32, Vec<u32>> {
+    let mut map: HashMap<u32, Vec<u32>> = HashMap::new();
+    for t in types {
+        for inner in &t.contains {
+            map.entry(*inner).or_default().push(t.oid);
+        }
+    }
+    map
+}
