@@ -65,6 +65,9 @@ struct Database {
     state: watch::Sender<Loaded>,
     wake: Notify,
     sessions: AtomicUsize,
+    /// Sessions with something that may change the catalog in flight: what
+    /// others classify now may run after it commits.
+    changing: AtomicUsize,
     /// The loader let go of the database; the next session asks for a
     /// load.
     dormant: AtomicBool,
@@ -104,6 +107,8 @@ pub struct Watch {
     db: Arc<Database>,
     rx: watch::Receiver<Loaded>,
     current: Loaded,
+    /// This session counts in `Database::changing`.
+    changing: bool,
 }
 
 impl Registry {
@@ -134,6 +139,7 @@ impl Registry {
                     state,
                     wake: Notify::new(),
                     sessions: AtomicUsize::new(0),
+                    changing: AtomicUsize::new(0),
                     dormant: AtomicBool::new(false),
                     connect: self.connect_config(database, user),
                 });
@@ -147,7 +153,12 @@ impl Registry {
         }
         let rx = db.state.subscribe();
         let current = rx.borrow().clone();
-        Watch { db, rx, current }
+        Watch {
+            db,
+            rx,
+            current,
+            changing: false,
+        }
     }
 
     /// Every database's catalog, by name.
@@ -371,10 +382,35 @@ impl Watch {
     pub fn invalidate(&self) {
         self.db.invalidate();
     }
+
+    /// This session has something in flight that may change the catalog
+    /// once it commits.
+    pub fn begin_change(&mut self) {
+        if !self.changing {
+            self.changing = true;
+            self.db.changing.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// Nothing of this session's is in flight any more.
+    pub fn end_change(&mut self) {
+        if self.changing {
+            self.changing = false;
+            self.db.changing.fetch_sub(1, SeqCst);
+        }
+    }
+
+    /// Another session has something in flight that may change the
+    /// catalog.
+    #[inline]
+    pub fn others_changing(&self) -> bool {
+        self.db.changing.load(SeqCst) > usize::from(self.changing)
+    }
 }
 
 impl Drop for Watch {
     fn drop(&mut self) {
+        self.end_change();
         self.db.sessions.fetch_sub(1, SeqCst);
     }
 }

@@ -13,6 +13,7 @@
 //! knows when the upstream is idle, and it knows the transaction status from
 //! the last ReadyForQuery.
 
+mod catalog;
 mod hold;
 
 use std::io::ErrorKind;
@@ -142,8 +143,11 @@ pub struct Session {
     /// Something that may change the catalog was forwarded, and the
     /// snapshot has not been renewed since.
     catalog_dirty: bool,
-    /// The next message waits for a new snapshot.
+    /// The next message waits for a new snapshot, or for another session's
+    /// change of the catalog to finish.
     waiting_catalog: bool,
+    /// Until when the session waits for other sessions' changes.
+    catalog_deadline: Option<tokio::time::Instant>,
     pub process_id: u32,
     _cancel_guard: Option<CancelGuard>,
 }
@@ -221,6 +225,7 @@ impl Session {
             catalog,
             catalog_dirty: false,
             waiting_catalog: false,
+            catalog_deadline: None,
             process_id: e.process_id,
             _cancel_guard: e.cancel_guard,
         }
@@ -292,7 +297,7 @@ impl Session {
                 }
                 ev = hold::next_event(&mut self.hold), if self.hold.is_some() => Event::Hold(Box::new(ev)),
                 Some(()) = self.cancels.recv() => Event::Cancel,
-                _ = catalog_changed(&mut self.catalog), if self.waiting_catalog => Event::Catalog,
+                _ = catalog::changed(&mut self.catalog), if self.waiting_catalog => Event::Catalog,
                 _ = shutdown.changed(), if !self.shutting_down => Event::Shutdown,
                 _ = sleep_until(drain_deadline), if drain_deadline.is_some() => {
                     // The upstream never finished: report and close anyway.
@@ -450,9 +455,7 @@ impl Session {
                         self.lexer_barrier = true;
                     }
                     self.approved_head = false;
-                    if self.gate.changes_catalog {
-                        self.catalog_dirty = true;
-                    }
+                    self.catalog_forwarded();
                     if tag == fe::DESCRIBE {
                         let body = &self.client_in.bytes()[HEADER_LEN..total];
                         if let Ok((b'S', name)) = fe::parse_target(body) {
@@ -470,38 +473,6 @@ impl Session {
             }
             self.client_in.consume(total);
             self.forwarded(tag);
-        }
-    }
-
-    /// Whether the gate has a current view of the catalog; false to wait
-    /// (for the answer to what is in flight, or for a new snapshot).
-    ///
-    /// After something that may have changed the catalog, a new snapshot
-    /// is asked for once its transaction has ended; until then the gate
-    /// proves no read that names anything (`Gate::unsettled`).
-    fn catalog_ready(&mut self) -> bool {
-        let Some(watch) = self.catalog.as_mut() else {
-            return true;
-        };
-        if self.catalog_dirty && !self.batch_open {
-            if self.pending > 0 {
-                return false;
-            }
-            if self.status == TransactionStatus::Idle {
-                watch.invalidate();
-                self.catalog_dirty = false;
-            }
-        }
-        self.gate.unsettled = self.catalog_dirty;
-        match watch.current() {
-            Some(known) => {
-                self.gate.set_catalog(known);
-                true
-            }
-            None => {
-                self.waiting_catalog = true;
-                false
-            }
         }
     }
 
@@ -658,6 +629,7 @@ impl Session {
                     self.gate.transaction_ended();
                 }
             }
+            self.catalog_answered();
         }
         self.server_fatal |= seen.fatal;
         if seen.swallowed_error {
@@ -804,13 +776,6 @@ impl Session {
 }
 
 /// Sleeps until `deadline`; only polled when there is one.
-async fn catalog_changed(catalog: &mut Option<crate::catalog::Watch>) {
-    match catalog {
-        Some(w) => w.changed().await,
-        None => std::future::pending().await,
-    }
-}
-
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
