@@ -414,3 +414,6 @@ impl Drop for Watch {
         self.db.sessions.fetch_sub(1, SeqCst);
     }
 }
+
+#[cfg(test)]
+mod tests;

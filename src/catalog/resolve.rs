@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use super::snapshot::{Code, Snapshot};
-use crate::classify::{Facts, Kind, Risks, StatementFacts};
+use crate::classify::{builtins, Facts, Kind, Risks, StatementFacts};
 
 /// What a session knows of its database's catalog.
 #[derive(Debug, Clone)]
@@ -56,7 +56,7 @@ pub fn resolve(facts: &Arc<Facts>, known: &Known, unsettled: bool, params: &[u32
             let mut out: Option<Facts> = None;
             for (i, s) in facts.statements.iter().enumerate() {
                 let p = if i == 0 { params } else { &[] };
-                if let Some(changed) = resolved(s, snap, p) {
+                if let Some(changed) = resolved(s, snap, p, Names::All) {
                     out.get_or_insert_with(|| (**facts).clone()).statements[i] = changed;
                 }
             }
@@ -81,9 +81,19 @@ pub fn resolve(facts: &Arc<Facts>, known: &Known, unsettled: bool, params: &[u32
     out.map_or_else(|| Arc::clone(facts), Arc::new)
 }
 
-/// One statement completed with the snapshot (a copy, changed or not).
-pub fn resolve_statement(s: &StatementFacts, snap: &Snapshot, params: &[u32]) -> StatementFacts {
-    resolved(s, snap, params).unwrap_or_else(|| s.clone())
+/// A statement PostgreSQL deparsed with `search_path = pg_catalog` (a
+/// view's definition, a CHECK, a policy) completed with the snapshot. Such
+/// text names every object outside `pg_catalog` with its schema, so an
+/// unqualified name is PostgreSQL's own and is not looked up.
+pub fn resolve_deparsed(s: &StatementFacts, snap: &Snapshot) -> StatementFacts {
+    resolved(s, snap, &[], Names::QualifiedOnly).unwrap_or_else(|| s.clone())
+}
+
+/// Which names a resolution looks up.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Names {
+    All,
+    QualifiedOnly,
 }
 
 /// What a statement reaches beyond its text.
@@ -102,7 +112,13 @@ impl Reached {
     }
 }
 
-fn resolved(s: &StatementFacts, snap: &Snapshot, params: &[u32]) -> Option<StatementFacts> {
+fn resolved(
+    s: &StatementFacts,
+    snap: &Snapshot,
+    params: &[u32],
+    names: Names,
+) -> Option<StatementFacts> {
+    let look = |n: &String| names == Names::All || n.contains('.');
     let mut out: Option<StatementFacts> = None;
     // Extension functions the catalog vouches for are reads.
     if s.risks.contains(Risks::UNKNOWN_FUNCTION)
@@ -112,23 +128,40 @@ fn resolved(s: &StatementFacts, snap: &Snapshot, params: &[u32]) -> Option<State
             .risks
             .remove(Risks::UNKNOWN_FUNCTION);
     }
+    // So are operators over safe functions that only users define.
+    if s.risks.contains(Risks::UNKNOWN_OPERATOR)
+        && s.operators
+            .iter()
+            .filter(|o| {
+                let (schema, name) = match o.rsplit_once('.') {
+                    Some((s, n)) => (Some(s), n),
+                    None => (None, o.as_str()),
+                };
+                !builtins::is_builtin_operator(schema, name)
+            })
+            .all(|o| snap.is_safe_operator(o))
+    {
+        out.get_or_insert_with(|| s.clone())
+            .risks
+            .remove(Risks::UNKNOWN_OPERATOR);
+    }
     let mut r = Reached::default();
-    for f in &s.functions {
+    for f in s.functions.iter().filter(|n| look(n)) {
         for q in snap.functions(f).into_iter().flatten() {
             r.function(q, format!("function {q}"));
         }
     }
-    for a in &s.attributes {
+    for a in s.attributes.iter().filter(|_| names == Names::All) {
         for q in snap.attribute_functions(a).into_iter().flatten() {
             r.function(q, format!("function {q} (as .{a})"));
         }
     }
-    for o in &s.operators {
+    for o in s.operators.iter().filter(|n| look(n)) {
         for q in snap.operator(o).into_iter().flatten() {
             r.function(q, format!("operator {o} (function {q})"));
         }
     }
-    for t in &s.types {
+    for t in s.types.iter().filter(|n| look(n)) {
         if let Some(code) = snap.type_code(t) {
             r.code.merge(code);
         }
@@ -138,7 +171,12 @@ fn resolved(s: &StatementFacts, snap: &Snapshot, params: &[u32]) -> Option<State
             r.code.merge(code);
         }
     }
-    for t in s.tables_read.iter().chain(&s.tables_written) {
+    for t in s
+        .tables_read
+        .iter()
+        .chain(&s.tables_written)
+        .filter(|n| look(n))
+    {
         if let Some(code) = snap.relation_code(t) {
             r.code.merge(code);
         }

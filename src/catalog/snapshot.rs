@@ -11,12 +11,14 @@
 //! Views, row-level security policies and domain CHECK constraints are
 //! classified like statements, against the snapshot itself, until nothing
 //! changes: a view over a view over a volatile function is found however
-//! deep it is.
+//! deep it is. Their text is PostgreSQL's own deparse with only
+//! `pg_catalog` on the search path, so every user object in it is named
+//! with its schema, and an unqualified name is a built-in.
 
 use std::collections::{HashMap, HashSet};
 
 use super::load::{Named, Raw};
-use super::resolve::resolve_statement;
+use super::resolve::resolve_deparsed;
 use crate::classify::{builtins, classify, Risks, StatementFacts};
 
 /// User code behind a name.
@@ -73,6 +75,9 @@ pub struct Snapshot {
     trusted: HashSet<String>,
     /// Operators whose function is not known to be safe: the functions.
     operators: HashMap<String, Vec<String>>,
+    /// Names (plain and qualified) whose every operator calls a safe
+    /// function.
+    safe_operators: HashSet<String>,
     /// Types whose values run user code when made (domain checks, casts).
     types: HashMap<String, Code>,
     type_oids: HashMap<u32, Code>,
@@ -113,6 +118,7 @@ impl Snapshot {
             && self.types.is_empty()
             && self.relations.is_empty()
             && self.trusted.is_empty()
+            && self.safe_operators.is_empty()
     }
 
     /// The untrusted functions a call of `name` as written may reach.
@@ -129,6 +135,11 @@ impl Snapshot {
     /// function.
     pub fn is_trusted(&self, written: &str) -> bool {
         self.trusted.contains(written)
+    }
+
+    /// Every operator `written` may name calls a safe function.
+    pub fn is_safe_operator(&self, written: &str) -> bool {
+        self.safe_operators.contains(written)
     }
 
     pub fn operator(&self, written: &str) -> Option<&[String]> {
@@ -204,8 +215,13 @@ impl Snapshot {
             None => builtins::is_safe_function(Some(schema), name),
         };
         // Operators.
+        let mut all_safe: HashMap<String, bool> = HashMap::new();
         for o in &raw.operators {
-            if function_is_safe(o.function, &o.function_schema, &o.function_name) {
+            let safe = function_is_safe(o.function, &o.function_schema, &o.function_name);
+            for k in keys(&o.schema, &o.name) {
+                *all_safe.entry(k).or_insert(true) &= safe;
+            }
+            if safe {
                 continue;
             }
             let f = format!("{}.{}", o.function_schema, o.function_name);
@@ -213,6 +229,10 @@ impl Snapshot {
                 push_unique(&mut s.operators, k, &f);
             }
         }
+        s.safe_operators = all_safe
+            .into_iter()
+            .filter_map(|(k, t)| t.then_some(k))
+            .collect();
         // Triggers and foreign tables.
         for t in &raw.triggers {
             s.triggers.extend(keys(&t.schema, &t.name));
@@ -276,7 +296,7 @@ impl Snapshot {
             for (oid, facts) in &parsed_checks {
                 let Some(t) = types.get(oid) else { continue };
                 for st in &facts.statements {
-                    let st = resolve_statement(st, &s, &[]);
+                    let st = resolve_deparsed(st, &s);
                     if let Some(code) = Code::of(format!("domain {}.{}", t.schema, t.name), &st) {
                         changed |= s.mark_type(*oid, &code, Some(t));
                     }
@@ -322,7 +342,7 @@ impl Snapshot {
             return add_code(&mut self.relations, schema, name, &unparseable(what.into()));
         }
         for st in &facts.statements {
-            let st = resolve_statement(st, self, &[]);
+            let st = resolve_deparsed(st, self);
             if let Some(code) = Code::of(what.to_string(), &st) {
                 changed |= add_code(&mut self.relations, schema, name, &code);
             }

@@ -1,0 +1,268 @@
+//! Snapshots built from hand-made catalog rows, and facts resolved against
+//! them.
+
+use std::sync::Arc;
+
+use super::load::{Cast, Function, Named, Operator, Policy, Raw, Type, View};
+use super::*;
+use crate::classify::{classify, Facts, Risks};
+
+fn function(oid: u32, schema: &str, name: &str, volatility: char, nargs: i64) -> Function {
+    Function {
+        oid,
+        schema: schema.into(),
+        name: name.into(),
+        volatility,
+        nargs,
+        nargdefaults: 0,
+        extension: false,
+    }
+}
+
+fn named(schema: &str, name: &str) -> Named {
+    Named {
+        schema: schema.into(),
+        name: name.into(),
+    }
+}
+
+fn user_type(oid: u32, name: &str, relation: Option<&str>, contains: &[u32]) -> Type {
+    Type {
+        oid,
+        schema: "app".into(),
+        name: name.into(),
+        relation: relation.map(|r| named("app", r)),
+        contains: contains.to_vec(),
+    }
+}
+
+/// A database with a little of every kind of user code.
+fn raw() -> Raw {
+    let mut ext = function(20010, "public", "digest", 'i', 2);
+    ext.extension = true;
+    let mut ext_volatile = function(20011, "public", "gen_salt", 'v', 1);
+    ext_volatile.extension = true;
+    Raw {
+        fingerprint: "fp".into(),
+        functions: vec![
+            function(20001, "app", "grab", 'v', 1),
+            function(20002, "app", "lower", 's', 1),
+            function(20003, "app", "two_args", 'v', 2),
+            function(20004, "app", "check_fn", 'i', 1),
+            function(20005, "app", "eq_fn", 's', 2),
+            function(20006, "app", "cast_fn", 's', 1),
+            ext,
+            ext_volatile,
+        ],
+        operators: vec![
+            Operator {
+                schema: "app".into(),
+                name: "=".into(),
+                function: 20005,
+                function_schema: "app".into(),
+                function_name: "eq_fn".into(),
+            },
+            // A user operator over a safe built-in function.
+            Operator {
+                schema: "app".into(),
+                name: "===".into(),
+                function: 65,
+                function_schema: "pg_catalog".into(),
+                function_name: "int4eq".into(),
+            },
+        ],
+        views: vec![
+            View {
+                schema: "app".into(),
+                name: "calls_grab".into(),
+                definition: "SELECT app.grab(t.*) AS g FROM app.t".into(),
+            },
+            View {
+                schema: "app".into(),
+                name: "over_view".into(),
+                definition: "SELECT g FROM app.calls_grab".into(),
+            },
+            View {
+                schema: "app".into(),
+                name: "harmless".into(),
+                definition: "SELECT id, lower(v) FROM app.t".into(),
+            },
+        ],
+        foreign: vec![named("app", "remote")],
+        policies: vec![Policy {
+            schema: "app".into(),
+            table: "guarded".into(),
+            quoted: "app.guarded".into(),
+            using: "app.grab(guarded.*) > 0".into(),
+        }],
+        checks: vec![(30001, "app.check_fn(VALUE)".into())],
+        types: vec![
+            user_type(30001, "checked", None, &[23]),
+            user_type(30002, "_checked", None, &[30001]),
+            user_type(30003, "holder", Some("holder"), &[30002]),
+            user_type(30004, "mood", None, &[]),
+            user_type(30005, "moods", Some("moods"), &[30004]),
+        ],
+        casts: vec![Cast {
+            source: 30004,
+            target: 25,
+            function: 20006,
+            function_schema: "app".into(),
+            function_name: "cast_fn".into(),
+        }],
+        triggers: vec![named("app", "audited")],
+    }
+}
+
+fn known() -> Known {
+    Known::Snapshot(Arc::new(Snapshot::build(raw())))
+}
+
+fn resolved(sql: &str) -> Arc<Facts> {
+    resolve(&Arc::new(classify(sql)), &known(), false, &[])
+}
+
+fn assert_read(sql: &str) {
+    let f = resolved(sql);
+    assert!(f.is_read(), "{sql} should be a read: {f:?}");
+}
+
+fn assert_reaches(sql: &str, function: &str) {
+    let f = resolved(sql);
+    assert!(!f.is_read(), "{sql} should not be a read: {f:?}");
+    let s = &f.statements[0];
+    assert!(
+        s.functions.iter().any(|x| x == function),
+        "{sql}: {function} not among {:?}",
+        s.functions
+    );
+    assert!(!s.user_code.is_empty(), "{sql}: no user code named");
+}
+
+#[test]
+fn attribute_notation_reaches_one_argument_functions() {
+    assert_reaches("SELECT x.grab FROM app.t x", "app.grab");
+    assert_reaches("SELECT (x).grab FROM app.t x", "app.grab");
+    assert_reaches("SELECT (x.v).grab FROM app.t x", "app.grab");
+    // two_args cannot be called with one argument.
+    assert_read("SELECT x.two_args FROM app.t x");
+    assert_read("SELECT x.id, x.v FROM app.t x");
+}
+
+#[test]
+fn overloads_of_built_in_names_are_not_the_built_in() {
+    assert_reaches("SELECT lower(1)", "app.lower");
+    assert_reaches("SELECT lower('A')", "app.lower");
+    // Qualified with pg_catalog, it is the built-in.
+    assert_read("SELECT pg_catalog.lower('A')");
+    assert_read("SELECT upper('a')");
+}
+
+#[test]
+fn operators_reach_their_functions_written_or_implied() {
+    assert_reaches("SELECT 1 FROM app.t x WHERE x = 1", "app.eq_fn");
+    assert_reaches(
+        "SELECT CASE x.id WHEN 1 THEN 0 END FROM app.t x",
+        "app.eq_fn",
+    );
+    assert_reaches("SELECT 1 FROM app.t a JOIN app.t b USING (id)", "app.eq_fn");
+    assert_reaches("SELECT 1 WHERE 1 IN (SELECT 1)", "app.eq_fn");
+    assert_reaches("SELECT 1 OPERATOR(app.=) 1", "app.eq_fn");
+    // An operator over a safe built-in is safe; so are the others.
+    assert_read("SELECT 1 === 1");
+    assert_read("SELECT 1 < 2, 'a' || 'b'");
+}
+
+#[test]
+fn views_policies_and_foreign_tables_run_their_code() {
+    assert_reaches("SELECT * FROM app.calls_grab", "app.grab");
+    assert_reaches("SELECT * FROM calls_grab", "app.grab");
+    // However deep.
+    assert_reaches("TABLE over_view", "app.grab");
+    assert_reaches("SELECT * FROM app.guarded", "app.grab");
+    assert_read("SELECT * FROM app.harmless");
+    let f = resolved("SELECT * FROM remote");
+    assert!(!f.is_read());
+    assert!(f.risks().contains(Risks::USER_CODE));
+}
+
+#[test]
+fn domain_checks_and_casts_run_when_values_are_made() {
+    assert_reaches("SELECT 1::app.checked", "app.check_fn");
+    assert_reaches("SELECT '{1}'::checked[]", "app.check_fn");
+    // A table whose rows hold the type (through an array).
+    assert_reaches("SELECT * FROM holder", "app.check_fn");
+    // A cast's function.
+    assert_reaches("SELECT 'calm'::mood", "app.cast_fn");
+    assert_reaches("SELECT m::text FROM moods", "app.cast_fn");
+    // A parameter declared of the domain's type.
+    let f = resolve(&Arc::new(classify("SELECT $1")), &known(), false, &[30001]);
+    assert!(!f.is_read(), "{f:?}");
+    let f = resolve(&Arc::new(classify("SELECT $1")), &known(), false, &[23]);
+    assert!(f.is_read(), "{f:?}");
+}
+
+#[test]
+fn extensions_are_taken_at_their_word_only_when_stable() {
+    assert_read("SELECT digest('a', 'sha256')");
+    assert_read("SELECT public.digest('a', 'sha256')");
+    let f = resolved("SELECT gen_salt('bf')");
+    assert!(!f.is_read(), "{f:?}");
+}
+
+#[test]
+fn without_a_snapshot_nothing_that_names_anything_is_a_read() {
+    let unavailable = Known::Unavailable(Arc::from("refused"));
+    for sql in [
+        "SELECT * FROM t",
+        "SELECT now()",
+        "SELECT 1::int",
+        "SELECT a.b FROM (SELECT 1 AS b) a",
+    ] {
+        let f = resolve(&Arc::new(classify(sql)), &unavailable, false, &[]);
+        assert!(!f.is_read(), "{sql}: {f:?}");
+        assert!(f.statements[0].user_code[0].contains("refused"));
+    }
+    for sql in ["SELECT 1", "SHOW search_path", ""] {
+        let f = resolve(&Arc::new(classify(sql)), &unavailable, false, &[]);
+        assert!(f.is_read(), "{sql}: {f:?}");
+    }
+    // Unsettled: the same, with a snapshot.
+    let f = resolve(&Arc::new(classify("SELECT * FROM t")), &known(), true, &[]);
+    assert!(!f.is_read());
+    let f = resolve(&Arc::new(classify("SELECT 1")), &known(), true, &[]);
+    assert!(f.is_read());
+}
+
+#[test]
+fn only_what_may_change_the_catalog_asks_for_a_new_snapshot() {
+    let k = known();
+    let changes = |sql: &str| may_change_catalog(&resolved(sql), &k);
+    assert!(changes(
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'"
+    ));
+    assert!(changes("CREATE VIEW v AS SELECT 1"));
+    assert!(changes("DO $$ BEGIN END $$"));
+    assert!(changes("SELECT app.grab(t) FROM app.t"));
+    assert!(changes("INSERT INTO audited VALUES (1)"));
+    assert!(changes("UPDATE app.audited SET a = 1 WHERE id = 1"));
+    assert!(!changes("INSERT INTO app.t VALUES (1)"));
+    assert!(!changes("UPDATE t SET v = 'x' WHERE id > 1"));
+    assert!(!changes("SELECT * FROM app.t"));
+    assert!(!changes("BEGIN"));
+    assert!(!changes("SET work_mem = '64MB'"));
+    assert!(!changes("VACUUM app.t"));
+}
+
+#[test]
+fn facts_without_user_code_keep_their_allocation() {
+    let facts = Arc::new(classify("SELECT id FROM app.t WHERE id = 1"));
+    let k = Known::Snapshot(Arc::new(Snapshot::build(Raw::default())));
+    assert!(Arc::ptr_eq(&facts, &resolve(&facts, &k, false, &[])));
+    let with_code = known();
+    let plain = Arc::new(classify("SELECT id FROM app.t WHERE id > 1"));
+    assert!(Arc::ptr_eq(
+        &plain,
+        &resolve(&plain, &with_code, false, &[])
+    ));
+}
