@@ -6,7 +6,8 @@
 //! lock or call a volatile function. Only functions an extension installed
 //! (which takes a superuser or a trusted extension, that is, code an
 //! administrator chose) are taken at their word, and then only when marked
-//! immutable or stable and not named among the built-ins with side effects.
+//! immutable or stable (or reviewed as reads, like `pg_stat_statements`)
+//! and not named among the built-ins with side effects.
 //!
 //! Views, row-level security policies and domain CHECK constraints are
 //! classified like statements, against the snapshot itself, until nothing
@@ -189,7 +190,8 @@ impl Snapshot {
         for f in &raw.functions {
             let qualified = format!("{}.{}", f.schema, f.name);
             let trusted = f.extension
-                && matches!(f.volatility, 'i' | 's')
+                && (matches!(f.volatility, 'i' | 's')
+                    || builtins::is_reviewed_extension_read(&f.name))
                 && !builtins::has_side_effects(&f.name);
             by_oid.insert(f.oid, (trusted, qualified.clone()));
             for k in keys(&f.schema, &f.name) {

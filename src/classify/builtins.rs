@@ -108,6 +108,29 @@ const VOLATILE_READS: &[&str] = &[
     "pg_control_system",
 ];
 
+/// Functions of contrib extensions PostgreSQL marks volatile only because
+/// their results change from call to call, reviewed one by one as reading
+/// without effect. They count only as members of an installed extension
+/// (see `crate::catalog`), never by name alone.
+const EXTENSION_VOLATILE_READS: &[&str] = &[
+    "pg_stat_statements",
+    "pg_stat_statements_info",
+    "pg_buffercache_pages",
+    "pgstattuple",
+    "pgstattuple_approx",
+    "pgstatindex",
+    "pgstatginindex",
+    "pgstathashindex",
+    "pg_relpages",
+    "pgrowlocks",
+    "pg_freespace",
+];
+
+/// Whether an extension's volatile function `name` was reviewed as a read.
+pub fn is_reviewed_extension_read(name: &str) -> bool {
+    EXTENSION_VOLATILE_READS.contains(&name)
+}
+
 /// The helpers PostgreSQL ships in `information_schema`, which drivers call
 /// schema-qualified in their catalog queries (pgjdbc's getPrimaryKeys,
 /// getIndexInfo and getBestRowIdentifier call `_pg_expandarray`). Each is
