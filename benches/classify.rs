@@ -13,6 +13,12 @@
 //! slope of elapsed time over iterations across criterion's measurement
 //! samples (criterion's own point estimate for its linear sampling).
 //!
+//! A third measurement, `cached+catalog`, adds what the gate does next:
+//! resolving the cached facts against a database catalog with user code in
+//! it (a few hundred user functions, views, a domain, an operator; see
+//! [`catalog_with_user_code`]), which is the per-statement cost of the
+//! catalog of user code (docs/catalog.md).
+//!
 //! Run in test mode (`cargo test --all-targets`, which does not pass
 //! `--bench`), criterion runs each benchmark once; the checks below still
 //! run, the timing table is left out.
@@ -24,6 +30,10 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 
+use std::sync::Arc;
+
+use airlock::catalog::load::{Function, Operator, Raw, Type, View};
+use airlock::catalog::{resolve, Known, Snapshot};
 use airlock::classify::cache::{self, classify_cached, MAX_KEY};
 use airlock::classify::{classify, Facts};
 
@@ -240,8 +250,59 @@ fn time(ns: f64) -> String {
     }
 }
 
+/// A catalog like an application's: 400 user functions (none named like a
+/// built-in or a column of the benchmark statements), 100 views over them,
+/// a checked domain and a user operator.
+fn catalog_with_user_code() -> Known {
+    let functions = (0..400u32)
+        .map(|i| Function {
+            oid: 20000 + i,
+            schema: "app".into(),
+            name: format!("app_fn_{i}"),
+            volatility: if i % 2 == 0 { 'v' } else { 's' },
+            nargs: i64::from(i % 3),
+            nargdefaults: 0,
+            extension: false,
+        })
+        .collect();
+    let views = (0..100)
+        .map(|i| View {
+            schema: "app".into(),
+            name: format!("app_view_{i}"),
+            definition: format!("SELECT id, app.app_fn_{i}(id) AS v FROM app.items WHERE id > {i}"),
+        })
+        .collect();
+    let raw = Raw {
+        fingerprint: "bench".into(),
+        functions,
+        operators: vec![Operator {
+            schema: "app".into(),
+            name: "~~~".into(),
+            function: 20001,
+            function_schema: "app".into(),
+            function_name: "app_fn_1".into(),
+        }],
+        views,
+        checks: vec![(30001, "app.app_fn_3(VALUE)".into())],
+        types: vec![Type {
+            oid: 30001,
+            schema: "app".into(),
+            name: "checked".into(),
+            relation: None,
+            contains: vec![23],
+        }],
+        ..Raw::default()
+    };
+    let known = Known::Snapshot(Arc::new(Snapshot::build(raw)));
+    // The catalog must have user code that resolution finds.
+    let probe = Arc::new(classify("SELECT * FROM app_view_7"));
+    assert!(!resolve(&probe, &known, false, &[]).is_read());
+    known
+}
+
 fn main() {
     let cases = cases();
+    let known = catalog_with_user_code();
     for case in &cases {
         check_and_warm(case);
     }
@@ -255,6 +316,7 @@ fn main() {
     for case in &cases {
         let uncached: Calls = Default::default();
         let cached: Calls = Default::default();
+        let resolved: Calls = Default::default();
         let mut group = c.benchmark_group(case.id);
         bench_one(&mut group, "uncached", case, &uncached, classify);
         // Warm again: other cases ran in between (they do not evict at
@@ -265,8 +327,11 @@ fn main() {
             }
         }
         bench_one(&mut group, "cached", case, &cached, classify_cached);
+        bench_one(&mut group, "cached+catalog", case, &resolved, |sql| {
+            resolve(&classify_cached(sql), &known, false, &[])
+        });
         group.finish();
-        recorded.push((case, uncached, cached));
+        recorded.push((case, uncached, cached, resolved));
     }
     c.final_summary();
     print_summary(&recorded);
@@ -274,14 +339,15 @@ fn main() {
 
 /// The table of both times and the speed-up, for the cases criterion
 /// measured (none in test mode).
-fn print_summary(recorded: &[(&Case, Calls, Calls)]) {
-    let rows: Vec<(&Case, f64, f64)> = recorded
+fn print_summary(recorded: &[(&Case, Calls, Calls, Calls)]) {
+    let rows: Vec<(&Case, f64, f64, f64)> = recorded
         .iter()
-        .filter_map(|(case, uncached, cached)| {
+        .filter_map(|(case, uncached, cached, resolved)| {
             Some((
                 *case,
                 per_iteration_ns(&uncached.borrow())?,
                 per_iteration_ns(&cached.borrow())?,
+                per_iteration_ns(&resolved.borrow())?,
             ))
         })
         .collect();
@@ -292,23 +358,25 @@ fn print_summary(recorded: &[(&Case, Calls, Calls)]) {
     }
     println!("Classification per statement: classify vs classify_cached (warm), same inputs");
     println!(
-        "  {:<32} {:>6} {:>11} {:>11} {:>9}",
-        "statement", "bytes", "uncached", "cached", "speed-up"
+        "  {:<32} {:>6} {:>11} {:>11} {:>9} {:>15}",
+        "statement", "bytes", "uncached", "cached", "speed-up", "cached+catalog"
     );
-    for (case, uncached, cached) in rows {
+    for (case, uncached, cached, resolved) in rows {
         let bytes = case.inputs.iter().map(String::len).sum::<usize>() / case.inputs.len();
         println!(
-            "  {:<32} {:>6} {:>11} {:>11} {:>8.1}x",
+            "  {:<32} {:>6} {:>11} {:>11} {:>8.1}x {:>15}",
             case.label,
             bytes,
             time(uncached),
             time(cached),
-            uncached / cached
+            uncached / cached,
+            time(resolved)
         );
     }
     println!(
         "  bytes: average statement length. Times per statement, each iteration with the next \
          of {VARIANTS} versions\n  differing in literals (slope over criterion's samples). \
-         Statements longer than MAX_KEY ({MAX_KEY} bytes)\n  bypass the cache."
+         Statements longer than MAX_KEY ({MAX_KEY} bytes)\n  bypass the cache. \
+         cached+catalog: cached, then resolved against a catalog with user code."
     );
 }

@@ -219,7 +219,9 @@ pub fn may_change_catalog(facts: &Facts, known: &Known) -> bool {
             return false;
         }
         match s.kind {
-            Kind::Transaction | Kind::Session => false,
+            // COMMIT PREPARED makes another transaction's changes visible.
+            Kind::Transaction => s.risks.contains(Risks::TWO_PHASE),
+            Kind::Session => false,
             Kind::Ddl => true,
             Kind::Utility => !matches!(
                 s.command.as_str(),

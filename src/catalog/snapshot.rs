@@ -89,8 +89,14 @@ pub struct Snapshot {
     triggers: HashSet<String>,
 }
 
-fn keys(schema: &str, name: &str) -> [String; 2] {
-    [name.to_string(), format!("{schema}.{name}")]
+/// The names a statement may use for `schema.name`: with and without the
+/// schema, and a session's temporary schema by its alias `pg_temp`.
+fn keys(schema: &str, name: &str) -> Vec<String> {
+    let mut k = vec![name.to_string(), format!("{schema}.{name}")];
+    if schema.starts_with("pg_temp_") {
+        k.push(format!("pg_temp.{name}"));
+    }
+    k
 }
 
 fn add_code(map: &mut HashMap<String, Code>, schema: &str, name: &str, code: &Code) -> bool {

@@ -203,6 +203,25 @@ fn domain_checks_and_casts_run_when_values_are_made() {
 }
 
 #[test]
+fn temporary_objects_are_found_by_their_alias_too() {
+    let mut r = raw();
+    r.views.push(View {
+        schema: "pg_temp_3".into(),
+        name: "tv".into(),
+        definition: "SELECT app.grab(t.*) AS g FROM app.t".into(),
+    });
+    let k = Known::Snapshot(Arc::new(Snapshot::build(r)));
+    for sql in [
+        "SELECT * FROM pg_temp.tv",
+        "SELECT * FROM tv",
+        "SELECT * FROM pg_temp_3.tv",
+    ] {
+        let f = resolve(&Arc::new(classify(sql)), &k, false, &[]);
+        assert!(!f.is_read(), "{sql}: {f:?}");
+    }
+}
+
+#[test]
 fn extensions_are_taken_at_their_word_only_when_stable() {
     assert_read("SELECT digest('a', 'sha256')");
     assert_read("SELECT public.digest('a', 'sha256')");
@@ -249,6 +268,7 @@ fn only_what_may_change_the_catalog_asks_for_a_new_snapshot() {
     assert!(!changes("INSERT INTO app.t VALUES (1)"));
     assert!(!changes("UPDATE t SET v = 'x' WHERE id > 1"));
     assert!(!changes("SELECT * FROM app.t"));
+    assert!(changes("COMMIT PREPARED 'x'"));
     assert!(!changes("BEGIN"));
     assert!(!changes("SET work_mem = '64MB'"));
     assert!(!changes("VACUUM app.t"));
