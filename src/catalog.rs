@@ -39,6 +39,7 @@ use tokio_postgres::{Client, NoTls};
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 pub use resolve::{may_change_catalog, resolve, Known};
 pub use snapshot::Snapshot;
 
@@ -49,6 +50,7 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(35);
 
 /// Every database's catalog, for the whole proxy.
 pub struct Registry {
+    metrics: Arc<Metrics>,
     conninfo: Option<String>,
     upstream: String,
     poll: Duration,
@@ -112,8 +114,9 @@ pub struct Watch {
 }
 
 impl Registry {
-    pub fn new(config: &Config) -> Registry {
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Registry {
         Registry {
+            metrics,
             conninfo: config.catalog.clone(),
             upstream: config.upstream.clone(),
             poll: config.catalog_poll,
@@ -143,7 +146,12 @@ impl Registry {
                     dormant: AtomicBool::new(false),
                     connect: self.connect_config(database, user),
                 });
-                tokio::spawn(run(Arc::clone(&db), self.poll, self.connect_timeout));
+                tokio::spawn(run(
+                    Arc::clone(&db),
+                    self.poll,
+                    self.connect_timeout,
+                    Arc::clone(&self.metrics),
+                ));
                 db
             }))
         };
@@ -281,7 +289,7 @@ impl Database {
 }
 
 /// The loader of one database.
-async fn run(db: Arc<Database>, poll: Duration, connect_timeout: Duration) {
+async fn run(db: Arc<Database>, poll: Duration, connect_timeout: Duration, metrics: Arc<Metrics>) {
     let mut client: Option<Client> = None;
     let mut fingerprint: Option<String> = None;
     let mut reload = true;
@@ -302,11 +310,13 @@ async fn run(db: Arc<Database>, poll: Duration, connect_timeout: Duration) {
             };
             match result {
                 Ok(snapshot) => {
+                    Metrics::inc(&metrics.catalog_loads);
                     fingerprint = Some(snapshot.fingerprint.clone());
                     db.publish(target, Known::Snapshot(Arc::new(snapshot)));
                     reload = false;
                 }
                 Err(e) => {
+                    Metrics::inc(&metrics.catalog_load_errors);
                     warn!(database = %db.name, error = %e,
                           "cannot read the catalog; reads that name anything need review until it can be read");
                     client = None;
@@ -353,6 +363,18 @@ async fn run(db: Arc<Database>, poll: Duration, connect_timeout: Duration) {
         };
         reload |= changed;
     }
+}
+
+/// Reads the catalog `conninfo` names once (for `airlock policy check`).
+pub async fn load_snapshot(conninfo: &str) -> Result<Snapshot, String> {
+    let (client, connection) = tokio_postgres::connect(conninfo, NoTls)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let raw = load::load(&client).await?;
+    Ok(Snapshot::build(raw))
 }
 
 impl Watch {

@@ -71,11 +71,12 @@ impl Proxy {
     pub fn with_policy(config: Config, policy: Policy) -> Arc<Proxy> {
         let (shutdown_tx, _) = watch::channel(false);
         let (policy, _) = watch::channel(Arc::new(policy));
-        let catalogs = crate::catalog::Registry::new(&config);
+        let metrics: Arc<Metrics> = Arc::default();
+        let catalogs = crate::catalog::Registry::new(&config, Arc::clone(&metrics));
         Arc::new(Proxy {
             config,
             cancels: Arc::default(),
-            metrics: Arc::default(),
+            metrics,
             policy,
             approvals: std::sync::OnceLock::new(),
             sessions: Arc::default(),

@@ -69,6 +69,10 @@ enum PolicyCommand {
         /// airlock config file, for its [groups]
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Conninfo of the database whose user code to take into account
+        /// (docs/catalog.md); without it the text alone is judged
+        #[arg(long)]
+        catalog: Option<String>,
         /// The SQL
         sql: String,
     },
@@ -168,6 +172,7 @@ fn policy_command(command: PolicyCommand) -> ExitCode {
             mut groups,
             policies,
             config,
+            catalog,
             sql,
         } => {
             let policy = match load(policies.as_deref()) {
@@ -189,7 +194,21 @@ fn policy_command(command: PolicyCommand) -> ExitCode {
                     }
                 }
             }
-            let facts = airlock::classify::classify(&sql);
+            let mut facts = std::sync::Arc::new(airlock::classify::classify(&sql));
+            if let Some(conninfo) = catalog {
+                match runtime().block_on(airlock::catalog::load_snapshot(&conninfo)) {
+                    Ok(snapshot) => {
+                        let known =
+                            airlock::catalog::Known::Snapshot(std::sync::Arc::new(snapshot));
+                        facts = airlock::catalog::resolve(&facts, &known, false, &[]);
+                    }
+                    Err(e) => {
+                        eprintln!("airlock: cannot read the catalog: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            let facts = policy.trusted(&facts);
             let who = Requester {
                 user: &user,
                 database: &database,

@@ -22,6 +22,12 @@ pub struct Metrics {
     pub statements: [[AtomicU64; 3]; 6],
     /// Time from holding a statement to its decision.
     pub hold_wait: Histogram,
+    /// Catalog snapshots loaded, and loads that failed.
+    pub catalog_loads: AtomicU64,
+    pub catalog_load_errors: AtomicU64,
+    /// Times a session waited for a new snapshot or another session's
+    /// change of the catalog.
+    pub catalog_waits: AtomicU64,
 }
 
 /// Row labels of [`Metrics::statements`].
@@ -158,6 +164,24 @@ impl Metrics {
             "gauge",
             "Statements held for review now.",
             &self.holds_pending,
+        );
+        metric(
+            "catalog_loads_total",
+            "counter",
+            "Catalog snapshots of user code loaded (docs/catalog.md).",
+            &self.catalog_loads,
+        );
+        metric(
+            "catalog_load_errors_total",
+            "counter",
+            "Catalog loads that failed (reads that name anything need review meanwhile).",
+            &self.catalog_load_errors,
+        );
+        metric(
+            "catalog_waits_total",
+            "counter",
+            "Times a session waited for a new catalog snapshot or another session's catalog change.",
+            &self.catalog_waits,
         );
         metric(
             "cancel_requests_total",

@@ -271,6 +271,14 @@ async fn changes_made_past_airlock_are_found_by_polling() {
         assert!(names.contains(&want), "{want} not in {names:?}");
     }
     assert!(!names.contains(&"relation public.safe_rls"), "{names:?}");
+    // The first load and at least the one after the change.
+    let (_, _, metrics) = common::http::raw(proxy.admin, "GET", "/metrics", &[], None);
+    let loads: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("airlock_catalog_loads_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no catalog loads in {metrics}"));
+    assert!(loads >= 2, "{loads} loads");
 }
 
 #[tokio::test]
@@ -377,4 +385,49 @@ async fn an_unreadable_catalog_fails_closed() {
     let entry = status.iter().find(|s| s.database == db).expect("listed");
     assert_eq!(entry.state, "unavailable", "{entry:?}");
     assert!(entry.error.is_some(), "{entry:?}");
+}
+
+#[tokio::test]
+async fn policy_check_takes_a_catalog_into_account() {
+    let (db, _direct) = fresh_db().await;
+    let check = |catalog: Option<String>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"));
+        cmd.args(["policy", "check", "--user", "app", "--database", &db]);
+        if let Some(c) = catalog {
+            cmd.args(["--catalog", &c]);
+        }
+        let out = cmd
+            .arg("SELECT x.grab FROM t x")
+            .output()
+            .expect("run airlock");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")
+    };
+    // The text alone: a qualified column, a read.
+    let alone = check(None);
+    assert_eq!(alone["decision"]["decision"], "allow", "{alone}");
+    // With the catalog: grab(t) is a volatile user function.
+    let with = check(Some(direct_conninfo("postgres", &db)));
+    assert_ne!(with["decision"]["decision"], "allow", "{with}");
+    let s = &with["facts"]["statements"][0];
+    assert!(
+        s["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "public.grab"),
+        "{with}"
+    );
+    assert!(
+        s["risks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "unknown_function"),
+        "{with}"
+    );
 }

@@ -148,6 +148,8 @@ pub struct Session {
     waiting_catalog: bool,
     /// Until when the session waits for other sessions' changes.
     catalog_deadline: Option<tokio::time::Instant>,
+    /// The message at the front has waited for the catalog (counted).
+    catalog_waited: bool,
     pub process_id: u32,
     _cancel_guard: Option<CancelGuard>,
 }
@@ -226,6 +228,7 @@ impl Session {
             catalog_dirty: false,
             waiting_catalog: false,
             catalog_deadline: None,
+            catalog_waited: false,
             process_id: e.process_id,
             _cancel_guard: e.cancel_guard,
         }
@@ -414,11 +417,11 @@ impl Session {
                 }
                 self.lexer_barrier = false;
             }
+            // The server analyses statements at Query, Parse and Bind (a
+            // portal's plan is fixed when it is bound): the gate needs the
+            // catalog as it will be then. Execute runs what Bind planned.
             if !self.approved_head
-                && matches!(
-                    tag,
-                    fe::QUERY | fe::PARSE | fe::BIND | fe::EXECUTE | fe::FUNCTION_CALL
-                )
+                && matches!(tag, fe::QUERY | fe::PARSE | fe::BIND | fe::FUNCTION_CALL)
                 && !self.catalog_ready()
             {
                 break;

@@ -51,7 +51,7 @@ impl Session {
             let now = tokio::time::Instant::now();
             let deadline = *self.catalog_deadline.get_or_insert(now + OTHERS_WAIT);
             if now < deadline {
-                self.waiting_catalog = true;
+                self.wait_for_catalog();
                 return false;
             }
             unsettled = true;
@@ -62,12 +62,22 @@ impl Session {
         match watch.current() {
             Some(known) => {
                 self.gate.set_catalog(known);
+                self.catalog_waited = false;
                 true
             }
             None => {
-                self.waiting_catalog = true;
+                self.wait_for_catalog();
                 false
             }
+        }
+    }
+
+    /// Waits (counted once for each message that waits).
+    fn wait_for_catalog(&mut self) {
+        self.waiting_catalog = true;
+        if !self.catalog_waited {
+            self.catalog_waited = true;
+            crate::metrics::Metrics::inc(&self.metrics.catalog_waits);
         }
     }
 
