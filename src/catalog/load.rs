@@ -31,11 +31,12 @@ SELECT concat_ws(' ',
   (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_cast WHERE oid >= 16384),
   (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_trigger WHERE NOT tgisinternal),
   (SELECT count(*) || ':' || coalesce(sum(a.xmin::text::bigint), 0) FROM pg_attribute a
-     WHERE a.atttypid >= 16384 AND a.attrelid NOT IN
+     WHERE a.attrelid >= 16384 AND a.atttypid >= 16384 AND a.attrelid NOT IN
        (SELECT c.oid FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM temp_ns))),
   (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_namespace WHERE oid >= 16384),
   (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_inherits),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_depend WHERE deptype = 'e'))";
+  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_depend
+     WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'))";
 
 /// The queries of a full load, in the order [`Raw::from_results`] reads
 /// them, after the fingerprint.
