@@ -46,12 +46,24 @@ const UNSETTLED: &str =
 /// parameter types a Parse declared (a domain's CHECK runs on a parameter
 /// of its type). The same `Arc` when nothing changes.
 pub fn resolve(facts: &Arc<Facts>, known: &Known, unsettled: bool, params: &[u32]) -> Arc<Facts> {
+    resolve_changed(facts, known, unsettled, params).unwrap_or_else(|| Arc::clone(facts))
+}
+
+/// [`resolve`], or `None` when nothing changes (the data path's common
+/// case, which then costs no reference count).
+#[inline]
+pub fn resolve_changed(
+    facts: &Arc<Facts>,
+    known: &Known,
+    unsettled: bool,
+    params: &[u32],
+) -> Option<Arc<Facts>> {
     let reason = match known {
         _ if unsettled => UNSETTLED.to_string(),
         Known::Unavailable(why) => format!("the catalog could not be read: {why}"),
         Known::Snapshot(snap) => {
             if snap.is_empty() {
-                return Arc::clone(facts);
+                return None;
             }
             let mut out: Option<Facts> = None;
             for (i, s) in facts.statements.iter().enumerate() {
@@ -60,7 +72,7 @@ pub fn resolve(facts: &Arc<Facts>, known: &Known, unsettled: bool, params: &[u32
                     out.get_or_insert_with(|| (**facts).clone()).statements[i] = changed;
                 }
             }
-            return out.map_or_else(|| Arc::clone(facts), Arc::new);
+            return out.map(Arc::new);
         }
     };
     let mut out: Option<Facts> = None;
@@ -78,7 +90,7 @@ pub fn resolve(facts: &Arc<Facts>, known: &Known, unsettled: bool, params: &[u32
             st.user_code.push(reason.clone());
         }
     }
-    out.map_or_else(|| Arc::clone(facts), Arc::new)
+    out.map(Arc::new)
 }
 
 /// A statement PostgreSQL deparsed with `search_path = pg_catalog` (a

@@ -443,8 +443,10 @@ impl Gate {
     /// Facts completed with the catalog, then with the functions this
     /// policy vouches for.
     fn complete(&self, raw: &Arc<Facts>, params: &[u32]) -> Arc<Facts> {
-        let resolved = catalog::resolve(raw, &self.known, self.unsettled, params);
-        self.policy.trusted(&resolved)
+        match catalog::resolve::resolve_changed(raw, &self.known, self.unsettled, params) {
+            Some(resolved) => self.policy.trusted(&resolved),
+            None => self.policy.trusted(raw),
+        }
     }
 
     /// Facts for SQL text, from the text alone. With
