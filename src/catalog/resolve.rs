@@ -37,10 +37,9 @@ impl Known {
     }
 }
 
-/// Why a read that names anything is not proven while the session's own
-/// transaction may have changed the catalog.
-const UNSETTLED: &str =
-    "the catalog may have changed earlier in this transaction (the statement may reach code created there)";
+/// Why a read that names anything is not proven while the catalog may be
+/// changing where no snapshot can see it.
+const UNSETTLED: &str = "the catalog may be changing (earlier in this transaction, or in another session's statement still running): the statement may reach code no snapshot has yet";
 
 /// `facts` completed with what the catalog knows; `params` are the
 /// parameter types a Parse declared (a domain's CHECK runs on a parameter
@@ -225,7 +224,8 @@ pub fn may_change_catalog(facts: &Facts, known: &Known) -> bool {
         .with(Risks::EXECUTE)
         .with(Risks::UNKNOWN_STATEMENT)
         .with(Risks::UNPARSEABLE)
-        .with(Risks::COPY_PROGRAM);
+        .with(Risks::COPY_PROGRAM)
+        .with(Risks::SELECT_INTO);
     facts.statements.iter().any(|s| {
         if s.is_read() {
             return false;

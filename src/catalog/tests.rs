@@ -269,6 +269,7 @@ fn only_what_may_change_the_catalog_asks_for_a_new_snapshot() {
     assert!(!changes("UPDATE t SET v = 'x' WHERE id > 1"));
     assert!(!changes("SELECT * FROM app.t"));
     assert!(changes("COMMIT PREPARED 'x'"));
+    assert!(changes("SELECT * INTO copied FROM app.t"));
     assert!(!changes("BEGIN"));
     assert!(!changes("SET work_mem = '64MB'"));
     assert!(!changes("VACUUM app.t"));
