@@ -187,6 +187,21 @@ fn views_policies_and_foreign_tables_run_their_code() {
 }
 
 #[test]
+fn a_common_table_expression_hides_a_view_only_in_its_own_scope() {
+    // Inside a non-recursive WITH query its own name is the relation.
+    assert_reaches(
+        "WITH calls_grab AS (SELECT * FROM calls_grab) SELECT * FROM calls_grab",
+        "app.grab",
+    );
+    // A WITH in a subquery does not hide the outer query's relation.
+    assert_reaches(
+        "SELECT * FROM calls_grab, (WITH calls_grab AS (SELECT 1) SELECT * FROM calls_grab) s",
+        "app.grab",
+    );
+    assert_read("WITH calls_grab AS (SELECT 1) SELECT * FROM calls_grab");
+}
+
+#[test]
 fn domain_checks_and_casts_run_when_values_are_made() {
     assert_reaches("SELECT 1::app.checked", "app.check_fn");
     assert_reaches("SELECT '{1}'::checked[]", "app.check_fn");

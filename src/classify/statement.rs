@@ -164,8 +164,7 @@ fn apply_found(f: &mut StatementFacts, found: &Found, top_is_dml: bool) {
         f.risks.insert(Risks::LOCKING);
     }
     for r in &found.relations {
-        let is_cte = !r.contains('.') && found.ctes.contains(r);
-        if !is_cte && !f.tables_written.contains(r) && !f.tables_read.contains(r) {
+        if !f.tables_written.contains(r) && !f.tables_read.contains(r) {
             f.tables_read.push(r.clone());
         }
     }

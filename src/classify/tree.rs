@@ -22,10 +22,9 @@ pub struct Found {
     /// Names after a qualifier: `t.f`, `(x).f`. Each may be a column, a
     /// field, or a function called in attribute notation.
     pub attributes: Vec<String>,
-    /// Relations as `schema.name` or `name`.
+    /// Relations as `schema.name` or `name`; references to a common table
+    /// expression in scope are not relations and are left out.
     pub relations: Vec<String>,
-    /// Names of common table expressions (they look like relations).
-    pub ctes: Vec<String>,
     /// INSERT/UPDATE/DELETE/MERGE statements, at any depth.
     pub data_modifying: usize,
     /// FOR UPDATE/SHARE clauses.
@@ -34,113 +33,172 @@ pub struct Found {
     pub into: bool,
 }
 
+/// The walk: what it found, and the names of the common table expressions
+/// in scope where it is.
+struct Walker {
+    found: Found,
+    ctes: Vec<String>,
+}
+
 /// Walks the tree of one statement node.
 pub fn walk(node: &pg_query::protobuf::Node) -> Found {
-    let mut found = Found::default();
+    let mut w = Walker {
+        found: Found::default(),
+        ctes: Vec::new(),
+    };
     match serde_json::to_value(node) {
         Ok(v) => {
             if let Some(Value::Object(m)) = v.get("node") {
-                found.top = m.keys().next().cloned().unwrap_or_default();
+                w.found.top = m.keys().next().cloned().unwrap_or_default();
             }
-            visit(&v, &mut found)
+            w.visit(&v, false)
         }
         // Cannot happen for these derive-generated types; if it ever did,
         // an unknown function makes the statement not a read.
-        Err(_) => found.functions.push((None, "?".into())),
+        Err(_) => w.found.functions.push((None, "?".into())),
     }
-    found
+    w.found
 }
 
-fn visit(v: &Value, found: &mut Found) {
-    match v {
-        Value::Object(map) => {
-            if map.contains_key("relname") {
-                found.relations.push(relation_name(map));
+impl Walker {
+    /// Visits `v`; `target` says it is the relation a statement writes or
+    /// creates (`INSERT INTO x`, `SELECT ... INTO x`), which is never a
+    /// common table expression.
+    fn visit(&mut self, v: &Value, target: bool) {
+        match v {
+            Value::Object(map) => self.visit_object(map, target),
+            Value::Array(items) => items.iter().for_each(|i| self.visit(i, false)),
+            _ => {}
+        }
+    }
+
+    fn visit_object(&mut self, map: &serde_json::Map<String, Value>, target: bool) {
+        if map.contains_key("relname") {
+            let unqualified = map
+                .get("schemaname")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty);
+            let name = relation_name(map);
+            if target || !unqualified || !self.ctes.contains(&name) {
+                self.found.relations.push(name);
             }
-            // A TypeName, wherever it stands (a cast, a column definition
-            // list, a parameter of PREPARE ...).
-            if map.contains_key("names") && map.contains_key("typemod") {
-                if let Some(name) = qualified(map.get("names")) {
-                    found.types.push(name);
+        }
+        // A TypeName, wherever it stands (a cast, a column definition
+        // list, a parameter of PREPARE ...).
+        if map.contains_key("names") && map.contains_key("typemod") {
+            if let Some(name) = qualified(map.get("names")) {
+                self.found.types.push(name);
+            }
+        }
+        let scope = self.ctes.len();
+        let with = map.get("with_clause").filter(|w| w.is_object());
+        if let Some(with) = with {
+            self.visit_with(with);
+        }
+        for (key, child) in map {
+            if with.is_some() && key == "with_clause" {
+                continue;
+            }
+            let found = &mut self.found;
+            match key.as_str() {
+                "FuncCall" => {
+                    if let Some(name) = qualified(child.get("funcname")) {
+                        found.functions.push(name);
+                    }
                 }
-            }
-            for (key, child) in map {
-                match key.as_str() {
-                    "FuncCall" => {
-                        if let Some(name) = qualified(child.get("funcname")) {
-                            found.functions.push(name);
+                "AExpr" => {
+                    if let Some(name) = qualified(child.get("name")) {
+                        found.operators.push(name);
+                    }
+                }
+                "ColumnRef" => {
+                    let fields = child.get("fields").and_then(Value::as_array);
+                    for f in fields.into_iter().flatten().skip(1) {
+                        if let Some(n) = f.pointer("/node/String/sval").and_then(Value::as_str) {
+                            found.attributes.push(n.to_string());
                         }
                     }
-                    "AExpr" => {
-                        if let Some(name) = qualified(child.get("name")) {
-                            found.operators.push(name);
+                }
+                "AIndirection" => {
+                    let names = child.get("indirection").and_then(Value::as_array);
+                    for f in names.into_iter().flatten() {
+                        if let Some(n) = f.pointer("/node/String/sval").and_then(Value::as_str) {
+                            found.attributes.push(n.to_string());
                         }
                     }
-                    "ColumnRef" => {
-                        let fields = child.get("fields").and_then(Value::as_array);
-                        for f in fields.into_iter().flatten().skip(1) {
-                            if let Some(n) = f.pointer("/node/String/sval").and_then(Value::as_str)
-                            {
-                                found.attributes.push(n.to_string());
-                            }
-                        }
-                    }
-                    "AIndirection" => {
-                        let names = child.get("indirection").and_then(Value::as_array);
-                        for f in names.into_iter().flatten() {
-                            if let Some(n) = f.pointer("/node/String/sval").and_then(Value::as_str)
-                            {
-                                found.attributes.push(n.to_string());
-                            }
-                        }
-                    }
-                    "SubLink" => match qualified(child.get("oper_name")) {
-                        Some(name) => found.operators.push(name),
-                        // ANY, ALL and row comparisons without an operator
-                        // (`IN (SELECT ...)`) use `=`.
-                        None if matches!(
-                            child.get("sub_link_type").and_then(Value::as_i64),
-                            Some(2..=4)
-                        ) =>
-                        {
-                            found.operators.push((None, "=".into()))
-                        }
-                        None => {}
-                    },
-                    "SortBy" => {
-                        if let Some(name) = qualified(child.get("use_op")) {
-                            found.operators.push(name);
-                        }
-                    }
-                    "CaseExpr" if child.get("arg").is_some_and(|a| !a.is_null()) => {
-                        found.operators.push((None, "=".into()))
-                    }
-                    "JoinExpr"
-                        if child.get("is_natural").and_then(Value::as_bool) == Some(true)
-                            || child
-                                .get("using_clause")
-                                .and_then(Value::as_array)
-                                .is_some_and(|u| !u.is_empty()) =>
+                }
+                "SubLink" => match qualified(child.get("oper_name")) {
+                    Some(name) => found.operators.push(name),
+                    // ANY, ALL and row comparisons without an operator
+                    // (`IN (SELECT ...)`) use `=`.
+                    None if matches!(
+                        child.get("sub_link_type").and_then(Value::as_i64),
+                        Some(2..=4)
+                    ) =>
                     {
                         found.operators.push((None, "=".into()))
                     }
-                    "CommonTableExpr" => {
-                        if let Some(n) = child.get("ctename").and_then(Value::as_str) {
-                            found.ctes.push(n.to_string());
-                        }
+                    None => {}
+                },
+                "SortBy" => {
+                    if let Some(name) = qualified(child.get("use_op")) {
+                        found.operators.push(name);
                     }
-                    "InsertStmt" | "UpdateStmt" | "DeleteStmt" | "MergeStmt" => {
-                        found.data_modifying += 1
-                    }
-                    "LockingClause" => found.locking = true,
-                    "into_clause" if !child.is_null() => found.into = true,
-                    _ => {}
                 }
-                visit(child, found);
+                "CaseExpr" if child.get("arg").is_some_and(|a| !a.is_null()) => {
+                    found.operators.push((None, "=".into()))
+                }
+                "JoinExpr"
+                    if child.get("is_natural").and_then(Value::as_bool) == Some(true)
+                        || child
+                            .get("using_clause")
+                            .and_then(Value::as_array)
+                            .is_some_and(|u| !u.is_empty()) =>
+                {
+                    found.operators.push((None, "=".into()))
+                }
+                "InsertStmt" | "UpdateStmt" | "DeleteStmt" | "MergeStmt" => {
+                    found.data_modifying += 1
+                }
+                "LockingClause" => found.locking = true,
+                "into_clause" if !child.is_null() => found.into = true,
+                _ => {}
             }
+            // The relation a statement writes, creates or copies.
+            self.visit(child, matches!(key.as_str(), "relation" | "rel"));
         }
-        Value::Array(items) => items.iter().for_each(|i| visit(i, found)),
-        _ => {}
+        self.ctes.truncate(scope);
+    }
+
+    /// A WITH clause: each query sees the names before its own (all of
+    /// them with RECURSIVE), as PostgreSQL's analysis does; a name not yet
+    /// in scope is a relation. Leaves every name in scope for the rest of
+    /// the statement that owns the clause.
+    fn visit_with(&mut self, with: &Value) {
+        let recursive = with.get("recursive").and_then(Value::as_bool) == Some(true);
+        let ctes: &[Value] = with
+            .get("ctes")
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice);
+        let names: Vec<String> = ctes
+            .iter()
+            .filter_map(|c| c.pointer("/node/CommonTableExpr/ctename"))
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect();
+        let outer = self.ctes.len();
+        if recursive {
+            self.ctes.extend(names.iter().cloned());
+        }
+        for (i, cte) in ctes.iter().enumerate() {
+            if !recursive {
+                self.ctes.truncate(outer);
+                self.ctes.extend(names.iter().take(i).cloned());
+            }
+            self.visit(cte, false);
+        }
+        self.ctes.truncate(outer);
+        self.ctes.extend(names);
     }
 }
 
