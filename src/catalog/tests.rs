@@ -202,6 +202,25 @@ fn a_common_table_expression_hides_a_view_only_in_its_own_scope() {
 }
 
 #[test]
+fn later_grammar_forms_are_the_calls_postgresql_15_makes() {
+    let mut r = raw();
+    r.functions
+        .push(function(20020, "app", "json_array", 'v', 1));
+    r.functions
+        .push(function(20021, "app", "json_object", 'v', 1));
+    let k = Known::Snapshot(Arc::new(Snapshot::build(r)));
+    for sql in [
+        "SELECT json_array(1)",
+        "SELECT json_object('{a,b}')",
+        "SELECT json_object('a', 'b')",
+    ] {
+        let f = resolve(&Arc::new(classify(sql)), &k, false, &[]);
+        assert!(!f.is_read(), "{sql}: {f:?}");
+    }
+    assert_read("SELECT json_object('{a,b}')");
+}
+
+#[test]
 fn domain_checks_and_casts_run_when_values_are_made() {
     assert_reaches("SELECT 1::app.checked", "app.check_fn");
     assert_reaches("SELECT '{1}'::checked[]", "app.check_fn");

@@ -60,6 +60,33 @@ pub fn walk(node: &pg_query::protobuf::Node) -> Found {
     w.found
 }
 
+/// The function PostgreSQL 15 calls for syntax that the grammar of the
+/// parser (PostgreSQL 17's) reads as something else. `JSON_ARRAY(1)`,
+/// `JSON_QUERY(x, '$')`, `MERGE_ACTION()` ... are SQL/JSON constructors and
+/// MERGE support to that grammar, with no function call in the tree; to a
+/// PostgreSQL 15 server they are calls of whatever functions of those names
+/// exist, a user's in any schema on the search path included.
+fn later_grammar_call(key: &str, child: &Value) -> Option<&'static str> {
+    Some(match key {
+        "JsonObjectConstructor" => "json_object",
+        "JsonArrayConstructor" | "JsonArrayQueryConstructor" => "json_array",
+        "JsonObjectAgg" => "json_objectagg",
+        "JsonArrayAgg" => "json_arrayagg",
+        "JsonParseExpr" => "json",
+        "JsonScalarExpr" => "json_scalar",
+        "JsonSerializeExpr" => "json_serialize",
+        "JsonTable" => "json_table",
+        "MergeSupportFunc" => "merge_action",
+        "JsonFuncExpr" => match child.get("op").and_then(Value::as_i64) {
+            Some(1) => "json_exists",
+            Some(2) => "json_query",
+            Some(3) => "json_value",
+            _ => "json_table",
+        },
+        _ => return None,
+    })
+}
+
 impl Walker {
     /// Visits `v`; `target` says it is the relation a statement writes or
     /// creates (`INSERT INTO x`, `SELECT ... INTO x`), which is never a
@@ -99,10 +126,21 @@ impl Walker {
             if with.is_some() && key == "with_clause" {
                 continue;
             }
+            if let Some(name) = later_grammar_call(key, child) {
+                self.found.functions.push((None, name.to_string()));
+            }
             let found = &mut self.found;
             match key.as_str() {
                 "FuncCall" => {
-                    if let Some(name) = qualified(child.get("funcname")) {
+                    if let Some(mut name) = qualified(child.get("funcname")) {
+                        // `json_object(...)` is `pg_catalog.json_object` to
+                        // the parser's grammar (a special form since
+                        // PostgreSQL 16) but a name a PostgreSQL 15 server
+                        // looks up on the search path, where a user's
+                        // overload can match better.
+                        if name.1 == "json_object" {
+                            name.0 = None;
+                        }
                         found.functions.push(name);
                     }
                 }
