@@ -63,9 +63,13 @@ fn explain(e: &pb::ExplainStmt) -> StatementFacts {
     // calls it may fold or use for estimates: functions marked immutable or
     // stable, which for code the classifier does not know is only its
     // author's word.
+    // Nor does the classifier know what a prepared statement that
+    // `EXPLAIN EXECUTE` plans calls: a Parse that awaits approval at
+    // Execute is already prepared on the server.
     let mut f = StatementFacts::new(Kind::Read, "EXPLAIN");
     f.risks = inner.risks
-        & (Risks::UNKNOWN_FUNCTION
+        & (Risks::EXECUTE
+            | Risks::UNKNOWN_FUNCTION
             | Risks::SIDE_EFFECT_FUNCTION
             | Risks::UNKNOWN_OPERATOR
             | Risks::USER_CODE);
@@ -162,6 +166,9 @@ fn apply_found(f: &mut StatementFacts, found: &Found, top_is_dml: bool) {
     }
     if found.locking {
         f.risks.insert(Risks::LOCKING);
+    }
+    if found.execute {
+        f.risks.insert(Risks::EXECUTE);
     }
     for r in &found.relations {
         if !f.tables_written.contains(r) && !f.tables_read.contains(r) {

@@ -31,6 +31,9 @@ pub struct Found {
     pub locking: bool,
     /// SELECT ... INTO.
     pub into: bool,
+    /// An EXECUTE of a prepared statement, at any depth (`CREATE TABLE ...
+    /// AS EXECUTE`).
+    pub execute: bool,
 }
 
 /// The walk: what it found, and the names of the common table expressions
@@ -198,6 +201,7 @@ impl Walker {
                 "InsertStmt" | "UpdateStmt" | "DeleteStmt" | "MergeStmt" => {
                     found.data_modifying += 1
                 }
+                "ExecuteStmt" => found.execute = true,
                 "LockingClause" => found.locking = true,
                 "into_clause" if !child.is_null() => found.into = true,
                 _ => {}
