@@ -145,3 +145,37 @@ async fn a_failed_parse_does_not_lend_its_facts_to_the_name() {
     }
     lab.finish();
 }
+
+/// `EXPLAIN EXECUTE` plans a statement prepared while it awaits approval,
+/// and planning folds calls of functions marked immutable: a user's such
+/// function can still take an advisory lock.
+#[tokio::test]
+async fn explain_execute_does_not_plan_a_held_statement() {
+    let mut lab = Lab::new().await;
+    let s = lab.schema.clone();
+    lab.admin
+        .batch_execute(&format!(
+            "CREATE FUNCTION {s}.frozen(int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS
+                 $$ BEGIN PERFORM pg_advisory_lock($1); RETURN $1; END $$"
+        ))
+        .await
+        .unwrap();
+    for explain in [
+        "EXPLAIN EXECUTE s1",
+        "EXPLAIN CREATE TABLE t1 AS EXECUTE s1",
+    ] {
+        let label = format!("[{explain}] SELECT frozen(4711)");
+        let mut w = raw_attacker(&mut lab);
+        let before = lab.fingerprint().await;
+        let sql = format!("SELECT {s}.frozen(4711)");
+        w.send(&[parse(b"s1", sql.as_bytes(), &[]), sync()].concat());
+        let prepared = w.until(b'Z', 1);
+        assert_eq!(tags(&prepared), "1Z", "{label}: Parse: {prepared:?}");
+        let msgs = w.simple(explain);
+        lab.judge_code(&label, Refused, outcome(&msgs));
+        lab.check_after(&label, &before).await;
+        finish_raw(&mut lab, w).await;
+        lab.attempts += 1;
+    }
+    lab.finish();
+}
