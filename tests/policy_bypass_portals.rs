@@ -4,8 +4,10 @@
 //! remember a statement the server never prepared. Each is checked against
 //! the lab's fingerprint of the database (`policy_lab`).
 //!
-//! Both are open: the gate (`src/frontend/gate.rs`) must close them; run
-//! with `--ignored` to see them get through.
+//! `EXPLAIN EXECUTE` is closed (the classifier). SQL FETCH/MOVE of a held
+//! portal and a failed Parse's name are open: the gate
+//! (`src/frontend/gate.rs`) must close them; their tests are ignored until
+//! then (run with `--ignored` to see them get through).
 
 mod approval_common;
 mod common;
