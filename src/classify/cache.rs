@@ -18,11 +18,15 @@ pub const MAX_KEY: usize = 8 * 1024;
 /// Bytes of keys and facts one thread's cache may hold.
 pub const BUDGET: usize = 8 * 1024 * 1024;
 
+/// Keys are statement text, which clients choose: the hasher is seeded
+/// (foldhash), so colliding keys cannot be prepared in advance.
 #[derive(Default)]
 struct Cache {
-    map: HashMap<Box<str>, Arc<Facts>>,
+    map: HashMap<Box<str>, Arc<Facts>, foldhash::fast::RandomState>,
     order: VecDeque<Box<str>>,
     bytes: usize,
+    /// The shape being looked up, reused from statement to statement.
+    shape: String,
 }
 
 thread_local! {
@@ -59,14 +63,18 @@ pub fn classify_cached(sql: &str) -> Arc<Facts> {
     if sql.len() > MAX_KEY {
         return Arc::new(classify(sql));
     }
-    let shaped = shape::shape(sql);
-    let key: &str = shaped.as_deref().unwrap_or(sql);
-    if let Some(hit) = CACHE.with(|c| c.borrow().map.get(key).cloned()) {
-        return hit;
-    }
-    let facts = Arc::new(classify(sql));
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
+        let c = &mut *c;
+        let key: &str = if shape::shape_into(sql, &mut c.shape) {
+            &c.shape
+        } else {
+            sql
+        };
+        if let Some(hit) = c.map.get(key) {
+            return Arc::clone(hit);
+        }
+        let facts = Arc::new(classify(sql));
         let size = cost(key, &facts);
         while c.bytes + size > BUDGET {
             let Some(old) = c.order.pop_front() else {
@@ -81,8 +89,8 @@ pub fn classify_cached(sql: &str) -> Arc<Facts> {
             c.order.push_back(key);
             c.bytes += size;
         }
-    });
-    facts
+        facts
+    })
 }
 
 /// Entries and bytes in this thread's cache (for tests and metrics).

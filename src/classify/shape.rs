@@ -16,45 +16,78 @@ const NORMALIZED: &[&str] = &[
     "select", "insert", "update", "delete", "with", "values", "table",
 ];
 
+/// Bytes that continue an unquoted ASCII identifier (PostgreSQL's
+/// `ident_cont` without the non-ASCII bytes, which make the shape give up).
+const IDENTIFIER: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b == b'_' || b == b'$';
+        c += 1;
+    }
+    t
+};
+
 /// The normalized shape of `sql`, or `None` when only the exact text may
 /// serve as the key.
 pub fn shape(sql: &str) -> Option<String> {
+    let mut out = String::new();
+    shape_into(sql, &mut out).then_some(out)
+}
+
+/// [`shape`] into `out` (cleared first; the data path reuses one buffer):
+/// false when only the exact text may serve as the key.
+///
+/// The shape is the text itself with number and string literals replaced
+/// by `?` and `'?'` and every run of whitespace but a single space made
+/// one; so the lexer only walks the text, and copies the stretches between
+/// replacements whole.
+pub fn shape_into(sql: &str, out: &mut String) -> bool {
+    out.clear();
     let b = sql.as_bytes();
-    let mut out = String::with_capacity(sql.len());
+    // Text before `copied` is in `out` already.
+    let mut copied = 0;
     let mut i = 0;
     let mut at_statement_start = true;
     while i < b.len() {
         let c = b[i];
         match c {
             b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => {
-                if !out.ends_with(' ') && !out.is_empty() {
-                    out.push(' ');
+                let start = i;
+                while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r' | b'\x0c') {
+                    i += 1;
                 }
-                i += 1;
+                if start == 0 {
+                    copied = i;
+                } else if !(i - start == 1 && c == b' ') {
+                    out.push_str(&sql[copied..start]);
+                    out.push(' ');
+                    copied = i;
+                }
             }
             b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
                 let start = i;
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$')
-                {
+                while i < b.len() && IDENTIFIER[b[i] as usize] {
                     i += 1;
                 }
-                let word = &sql[start..i];
                 if i < b.len() && (b[i] == b'\'' || b[i] == b'&') {
                     // E'', B'', X'', N'', U&'': typed or escaped strings.
-                    return None;
+                    return false;
                 }
                 if at_statement_start {
+                    let word = &sql[start..i];
                     if !NORMALIZED.iter().any(|k| word.eq_ignore_ascii_case(k)) {
-                        return None;
+                        return false;
                     }
                     at_statement_start = false;
                 }
-                out.push_str(word);
             }
             b'0'..=b'9' | b'.' if c != b'.' || b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
                 if at_statement_start {
-                    return None;
+                    return false;
                 }
+                let start = i;
                 while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
                     i += 1;
                 }
@@ -68,19 +101,22 @@ pub fn shape(sql: &str) -> Option<String> {
                     }
                 }
                 if i < b.len() && (b[i].is_ascii_alphabetic() || b[i] == b'_') {
-                    return None;
+                    return false;
                 }
+                out.push_str(&sql[copied..start]);
                 out.push('?');
+                copied = i;
             }
             b'\'' => {
                 if at_statement_start {
-                    return None;
+                    return false;
                 }
+                let start = i;
                 i += 1;
                 loop {
                     match b.get(i) {
-                        None => return None,
-                        Some(b'\\') => return None,
+                        None => return false,
+                        Some(b'\\') => return false,
                         Some(b'\'') if b.get(i + 1) == Some(&b'\'') => i += 2,
                         Some(b'\'') => {
                             i += 1;
@@ -91,14 +127,15 @@ pub fn shape(sql: &str) -> Option<String> {
                 }
                 // 'a' 'b' on separate lines is one literal in SQL; keep the
                 // shapes apart by refusing adjacent strings.
+                out.push_str(&sql[copied..start]);
                 out.push_str("'?'");
+                copied = i;
             }
             b'"' => {
-                let start = i;
                 i += 1;
                 loop {
                     match b.get(i) {
-                        None => return None,
+                        None => return false,
                         Some(b'"') if b.get(i + 1) == Some(&b'"') => i += 2,
                         Some(b'"') => {
                             i += 1;
@@ -107,39 +144,35 @@ pub fn shape(sql: &str) -> Option<String> {
                         Some(_) => i += 1,
                     }
                 }
-                out.push_str(&sql[start..i]);
             }
             b'$' => {
                 // $1 parameters only; $tag$ quoting gives up.
-                let start = i;
                 i += 1;
                 if !b.get(i).is_some_and(u8::is_ascii_digit) {
-                    return None;
+                    return false;
                 }
                 while i < b.len() && b[i].is_ascii_digit() {
                     i += 1;
                 }
-                out.push_str(&sql[start..i]);
             }
-            b'-' if b.get(i + 1) == Some(&b'-') => return None,
-            b'/' if b.get(i + 1) == Some(&b'*') => return None,
+            b'-' if b.get(i + 1) == Some(&b'-') => return false,
+            b'/' if b.get(i + 1) == Some(&b'*') => return false,
             b';' => {
-                out.push(';');
                 at_statement_start = true;
                 i += 1;
             }
             b'(' | b')' | b',' | b'[' | b']' | b':' | b'+' | b'-' | b'*' | b'/' | b'<' | b'>'
             | b'=' | b'~' | b'!' | b'@' | b'#' | b'%' | b'^' | b'&' | b'|' | b'`' | b'?' | b'.' => {
                 if at_statement_start {
-                    return None;
+                    return false;
                 }
-                out.push(c as char);
                 i += 1;
             }
-            _ => return None,
+            _ => return false,
         }
     }
-    Some(out)
+    out.push_str(&sql[copied..]);
+    true
 }
 
 #[cfg(test)]
@@ -163,6 +196,21 @@ mod tests {
             shape("select $1, t1.c2 from t1").unwrap(),
             "select $1, t1.c2 from t1"
         );
+    }
+
+    #[test]
+    fn whitespace_runs_become_one_space() {
+        assert_eq!(
+            shape("  SELECT  a,\n\tb FROM t WHERE x = 'y' AND z=1.5  ").unwrap(),
+            "SELECT a, b FROM t WHERE x = '?' AND z=? "
+        );
+        assert_eq!(shape("SELECT 1;\nSELECT 2").unwrap(), "SELECT ?; SELECT ?");
+        assert_eq!(shape("SELECT \"a  b\"").unwrap(), "SELECT \"a  b\"");
+        // A buffer that held a longer shape is cleared first.
+        let mut buf = String::from("SELECT * FROM something_long WHERE");
+        assert!(shape_into("TABLE t", &mut buf));
+        assert_eq!(buf, "TABLE t");
+        assert!(!shape_into("SELECT $$x$$", &mut buf));
     }
 
     #[test]

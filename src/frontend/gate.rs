@@ -9,8 +9,10 @@
 //! A denial refuses the Parse itself; a statement that needs approval is
 //! stopped at Execute.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
+mod decided;
+mod named;
+mod text;
+
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -23,6 +25,10 @@ use crate::protocol::backend::Report;
 use crate::protocol::frontend as fe;
 use crate::protocol::params;
 use crate::protocol::sqlstate;
+use decided::Decided;
+pub use decided::Need;
+use named::Named;
+use text::decode;
 
 /// What the session does with one client message.
 #[derive(Debug)]
@@ -57,47 +63,19 @@ struct Prepared {
     facts: Arc<Facts>,
     sql: Arc<str>,
     param_types: Vec<u32>,
+    /// The text was classified with standard_conforming_strings on.
+    standard_strings: bool,
+    /// What binding it was last decided to mean.
+    decided: Option<Arc<Decided>>,
 }
 
-/// A portal: its statement's facts, and for statements that need approval
-/// the SQL and bound parameters a reviewer will see.
+/// A portal: what its statement was decided to mean when it was bound, and
+/// for statements that need approval the SQL and bound parameters a
+/// reviewer will see.
 struct Portal {
-    facts: Arc<Facts>,
+    decided: Arc<Decided>,
     sql: Option<Arc<str>>,
     params: Vec<Option<String>>,
-}
-
-/// The upstream transaction mode a forwarded message needs, for the
-/// read-only backstop (docs/backstop.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Need {
-    /// Runs the same either way: SET, COMMIT, Sync, Describe ...
-    Neutral,
-    /// A proven read: run it where PostgreSQL refuses writes.
-    ReadOnly,
-    /// Allowed, and not a read.
-    ReadWrite,
-}
-
-/// The mode `facts` need.
-fn need_of(facts: &Facts) -> Need {
-    if facts.is_read() {
-        return Need::ReadOnly;
-    }
-    let neutral = facts.statements.iter().all(|s| match s.kind {
-        Kind::Session => !s
-            .risks
-            .intersects(Risks::READ_ONLY_CHANGE | Risks::ROLE_CHANGE),
-        Kind::Transaction => {
-            !matches!(s.command.as_str(), "BEGIN" | "START TRANSACTION") && s.risks.is_empty()
-        }
-        _ => s.is_read(),
-    });
-    if neutral {
-        Need::Neutral
-    } else {
-        Need::ReadWrite
-    }
 }
 
 /// Who the session belongs to, as policies see it.
@@ -113,10 +91,16 @@ pub struct Gate {
     who: Requesting,
     policy_rx: watch::Receiver<Arc<Policy>>,
     policy: Arc<Policy>,
-    /// Prepared statements, by name ("" is the unnamed one).
-    statements: HashMap<Vec<u8>, Prepared>,
+    /// Prepared statements, by name.
+    statements: Named<Prepared>,
     /// Portals, by name.
-    portals: HashMap<Vec<u8>, Portal>,
+    portals: Named<Portal>,
+    /// The last simple Query's text facts and what they were decided to
+    /// mean: the same shape again needs no new decision.
+    last_query: Option<(Arc<Facts>, Arc<Decided>)>,
+    /// Changes whenever the policy, the catalog or `unsettled` does: what
+    /// was decided in an earlier epoch is decided again.
+    epoch: u64,
     /// Classification switched off (benchmarks only): everything forwards.
     disabled: bool,
     /// The mode the last forwarded message needs.
@@ -129,7 +113,7 @@ pub struct Gate {
     known: Known,
     /// The session's transaction may have changed the catalog: reads that
     /// name anything are not proven.
-    pub unsettled: bool,
+    unsettled: bool,
     /// The last message changes how the server reads statement text
     /// (client_encoding, standard_conforming_strings): what follows must
     /// wait until the server has answered it.
@@ -167,16 +151,6 @@ fn kind_index(k: Kind) -> usize {
     }
 }
 
-/// The kind a message counts as: its first statement that is not a read.
-fn message_kind(facts: &Facts) -> Kind {
-    facts
-        .statements
-        .iter()
-        .map(StatementFacts::effective_kind)
-        .find(|k| *k != Kind::Read)
-        .unwrap_or(Kind::Read)
-}
-
 /// Facts for what cannot be known: a FunctionCall by OID, a portal or
 /// statement the proxy did not see prepared.
 fn unknown(command: &str, risk: Risks) -> Arc<Facts> {
@@ -201,8 +175,10 @@ impl Gate {
             who,
             policy_rx,
             policy,
-            statements: HashMap::new(),
-            portals: HashMap::new(),
+            statements: Named::default(),
+            portals: Named::default(),
+            last_query: None,
+            epoch: 0,
             disabled,
             need: Need::Neutral,
             changes_read_only: false,
@@ -269,122 +245,128 @@ impl Gate {
     ) -> Verdict {
         if self.policy_rx.has_changed().unwrap_or(false) {
             self.policy = self.policy_rx.borrow_and_update().clone();
+            self.epoch += 1;
         }
         match tag {
             fe::QUERY => {
                 let Ok(sql) = fe::parse_query(body) else {
                     return malformed("Query");
                 };
-                let (text, facts) = match decode(sql, client_encoding) {
-                    Ok(text) => {
-                        let facts = self.complete(&self.classify(&text, standard_strings), &[]);
-                        (text, facts)
-                    }
+                let text = match decode(sql, client_encoding) {
+                    Ok(text) => text,
                     Err(report) => return Verdict::Refuse(report),
                 };
-                self.forget_if_statements_change(&facts);
-                self.note_need(&facts);
-                self.changes_catalog = catalog::may_change_catalog(&facts, &self.known);
-                self.verdict(&facts, || (text.into_owned(), Vec::new()))
+                let raw = self.classify(&text, standard_strings);
+                let d = match &self.last_query {
+                    Some((r, d)) if Arc::ptr_eq(r, &raw) && d.epoch == self.epoch => Arc::clone(d),
+                    _ => {
+                        let d = self.decided(&raw, &[]);
+                        self.last_query = Some((raw, Arc::clone(&d)));
+                        d
+                    }
+                };
+                self.forget_if_statements_change(&d);
+                self.note(&d);
+                self.changes_catalog = d.changes_catalog;
+                self.verdict(&d, || (text.into_owned(), Vec::new()))
             }
             fe::PARSE => {
                 let Ok(p) = fe::parse_parse(body) else {
                     return malformed("Parse");
                 };
-                let (text, raw) = match decode(p.query, client_encoding) {
-                    Ok(text) => {
-                        let raw = self.classify(&text, standard_strings);
-                        (text, raw)
-                    }
+                let text = match decode(p.query, client_encoding) {
+                    Ok(text) => text,
                     Err(report) => return Verdict::Refuse(report),
                 };
-                let facts = self.complete(&raw, &p.param_types);
-                self.forget_if_statements_change(&facts);
-                let verdict = match self.decide(&facts) {
+                // Drivers parse the unnamed statement again and again with
+                // the same text: what it was found to be still holds.
+                let again = self.statements.get(p.statement).filter(|s| {
+                    p.statement.is_empty()
+                        && *s.sql == *text
+                        && s.standard_strings == standard_strings
+                });
+                let (raw, sql, decided) = match again {
+                    Some(s) => (
+                        Arc::clone(&s.facts),
+                        Arc::clone(&s.sql),
+                        Decided::current(&s.decided, self.epoch)
+                            .filter(|_| s.param_types == p.param_types)
+                            .cloned(),
+                    ),
+                    None => (
+                        self.classify(&text, standard_strings),
+                        Arc::from(text.as_ref()),
+                        None,
+                    ),
+                };
+                let d = decided.unwrap_or_else(|| self.decided(&raw, &p.param_types));
+                self.forget_if_statements_change(&d);
+                if matches!(d.decision, Decision::Deny { .. }) {
                     // Denials stop at Parse; statements that need approval
                     // are held when executed.
-                    d @ Decision::Deny { .. } => {
-                        self.count(message_kind(&facts), 1, Some(text.to_string()), d.rule());
-                        answer(&facts, &d)
-                    }
-                    _ => Verdict::Forward,
-                };
-                if matches!(verdict, Verdict::Forward) {
-                    self.note_need(&facts);
-                    let named = !p.statement.is_empty();
-                    if named && self.statements.contains_key(p.statement) {
-                        // PostgreSQL refuses to redefine a named statement
-                        // (42P05) and keeps the old one: so do we.
-                        return verdict;
-                    }
-                    // A name SQL PREPARE may have taken on the server: what
-                    // Bind will run there is unknown.
-                    let taken = std::str::from_utf8(p.statement)
-                        .map(|n| self.sql_prepared.contains(n))
-                        .unwrap_or(true);
-                    let facts = if named && taken {
-                        unknown("EXECUTE", Risks::UNKNOWN_STATEMENT)
-                    } else {
-                        raw
-                    };
-                    self.statements.insert(
-                        p.statement.to_vec(),
-                        Prepared {
-                            facts,
-                            sql: Arc::from(text.as_ref()),
-                            param_types: p.param_types,
-                        },
-                    );
+                    self.count(d.kind, 1, Some(text.into_owned()), d.decision.rule());
+                    return answer(&d.facts, &d.decision);
                 }
-                verdict
+                self.note(&d);
+                let named = !p.statement.is_empty();
+                if named && self.statements.contains(p.statement) {
+                    // PostgreSQL refuses to redefine a named statement
+                    // (42P05) and keeps the old one: so do we.
+                    return Verdict::Forward;
+                }
+                // A name SQL PREPARE may have taken on the server: what
+                // Bind will run there is unknown.
+                let taken = std::str::from_utf8(p.statement)
+                    .map(|n| self.sql_prepared.contains(n))
+                    .unwrap_or(true);
+                let (facts, decided) = if named && taken {
+                    (unknown("EXECUTE", Risks::UNKNOWN_STATEMENT), None)
+                } else {
+                    (raw, Some(d))
+                };
+                self.statements.insert(
+                    p.statement,
+                    Prepared {
+                        facts,
+                        sql,
+                        param_types: p.param_types,
+                        standard_strings,
+                        decided,
+                    },
+                );
+                Verdict::Forward
             }
             fe::BIND => {
-                let Ok(b) = fe::parse_bind(body) else {
+                let Ok((portal, statement)) = fe::bind_names(body) else {
                     return malformed("Bind");
                 };
-                let portal = match self.statements.get(b.statement) {
-                    None => Portal {
-                        facts: unknown("EXECUTE", Risks::UNKNOWN_STATEMENT),
-                        sql: None,
-                        params: Vec::new(),
-                    },
-                    Some(p) => {
-                        // The server analyses the statement again if the
-                        // catalog changed since Parse: so does the gate.
-                        let facts = self.complete(&p.facts, &p.param_types);
-                        // Parameters are decoded only for statements a
-                        // reviewer will see.
-                        let held = matches!(self.decide(&facts), Decision::RequireApproval { .. });
-                        Portal {
-                            facts,
-                            sql: held.then(|| Arc::clone(&p.sql)),
-                            params: if held {
-                                bound_params(&b, &p.param_types)
-                            } else {
-                                Vec::new()
-                            },
-                        }
-                    }
+                let Some(bound) = self.bind(statement, body) else {
+                    return malformed("Bind");
                 };
-                self.note_need(&portal.facts);
-                self.portals.insert(b.portal.to_vec(), portal);
+                self.note(&bound.decided);
+                self.portals.insert(portal, bound);
                 Verdict::Forward
             }
             fe::EXECUTE => {
                 let Ok((portal, _)) = fe::parse_execute(body) else {
                     return malformed("Execute");
                 };
-                let (facts, sql, params) = match self.portals.get(portal) {
-                    Some(p) => (Arc::clone(&p.facts), p.sql.clone(), p.params.clone()),
+                let (d, sql, params) = match self.portals.get(portal) {
+                    Some(p) if p.decided.epoch == self.epoch => {
+                        (Arc::clone(&p.decided), p.sql.clone(), p.params.clone())
+                    }
+                    // The policy changed since Bind: what Bind planned runs,
+                    // decided by today's policy.
+                    Some(p) => (self.redecided(&p.decided), p.sql.clone(), p.params.clone()),
                     None => (
-                        unknown("EXECUTE", Risks::UNKNOWN_STATEMENT),
+                        self.decided(&unknown("EXECUTE", Risks::UNKNOWN_STATEMENT), &[]),
                         None,
                         Vec::new(),
                     ),
                 };
-                self.note_need(&facts);
-                self.changes_catalog = catalog::may_change_catalog(&facts, &self.known);
-                self.verdict(&facts, || {
+                self.note(&d);
+                self.changes_catalog = d.changes_catalog;
+                self.verdict(&d, || {
                     let sql = sql.map_or_else(
                         || "(a statement airlock did not see prepared)".to_string(),
                         |s| s.to_string(),
@@ -425,11 +407,12 @@ impl Gate {
         }
     }
 
-    fn note_need(&mut self, facts: &Facts) {
-        let risks = facts.risks();
-        self.need = need_of(facts);
-        self.changes_read_only = risks.contains(Risks::READ_ONLY_CHANGE);
-        self.changes_lexer = risks.contains(Risks::LEXER_CHANGE);
+    /// What the session must know of the message it is about to forward.
+    #[inline]
+    fn note(&mut self, d: &Decided) {
+        self.need = d.need;
+        self.changes_read_only = d.changes_read_only;
+        self.changes_lexer = d.changes_lexer;
     }
 
     /// What the session knows of the catalog now.
@@ -437,16 +420,87 @@ impl Gate {
     pub fn set_catalog(&mut self, known: &Known) {
         if !self.known.same(known) {
             self.known = known.clone();
+            self.epoch += 1;
         }
     }
 
-    /// Facts completed with the catalog, then with the functions this
-    /// policy vouches for.
-    fn complete(&self, raw: &Arc<Facts>, params: &[u32]) -> Arc<Facts> {
-        match catalog::resolve::resolve_changed(raw, &self.known, self.unsettled, params) {
-            Some(resolved) => self.policy.trusted(&resolved),
-            None => self.policy.trusted(raw),
+    /// Whether the catalog may be changing where no snapshot can see it
+    /// (see `crate::catalog::resolve`).
+    #[inline]
+    pub fn set_unsettled(&mut self, unsettled: bool) {
+        if self.unsettled != unsettled {
+            self.unsettled = unsettled;
+            self.epoch += 1;
         }
+    }
+
+    /// `raw` completed with the catalog and the functions this policy
+    /// vouches for (`params`: the parameter types a Parse declared), and
+    /// decided.
+    fn decided(&self, raw: &Arc<Facts>, params: &[u32]) -> Arc<Decided> {
+        let resolved = catalog::resolve::resolve_changed(raw, &self.known, self.unsettled, params)
+            .unwrap_or_else(|| Arc::clone(raw));
+        let facts = self.policy.trusted(&resolved);
+        let decision = self.decide(&facts);
+        Arc::new(Decided::new(
+            self.epoch,
+            resolved,
+            facts,
+            decision,
+            &self.known,
+        ))
+    }
+
+    /// What `d`'s facts, as resolved against the catalog, mean under the
+    /// policy of this epoch.
+    fn redecided(&self, d: &Decided) -> Arc<Decided> {
+        let facts = self.policy.trusted(&d.resolved);
+        let decision = self.decide(&facts);
+        Arc::new(Decided::new(
+            self.epoch,
+            Arc::clone(&d.resolved),
+            facts,
+            decision,
+            &self.known,
+        ))
+    }
+
+    /// The portal a Bind of `statement` makes. The server analyses the
+    /// statement again if the catalog changed since Parse: so does the gate.
+    /// Parameters are decoded only for statements a reviewer will see;
+    /// `None` if they do not decode.
+    fn bind(&mut self, statement: &[u8], body: &[u8]) -> Option<Portal> {
+        let Some(p) = self.statements.get(statement) else {
+            return Some(Portal {
+                decided: self.decided(&unknown("EXECUTE", Risks::UNKNOWN_STATEMENT), &[]),
+                sql: None,
+                params: Vec::new(),
+            });
+        };
+        let d = match Decided::current(&p.decided, self.epoch) {
+            Some(d) => Arc::clone(d),
+            None => {
+                let d = self.decided(&p.facts, &p.param_types);
+                if let Some(p) = self.statements.get_mut(statement) {
+                    p.decided = Some(Arc::clone(&d));
+                }
+                d
+            }
+        };
+        if !matches!(d.decision, Decision::RequireApproval { .. }) {
+            return Some(Portal {
+                decided: d,
+                sql: None,
+                params: Vec::new(),
+            });
+        }
+        let p = self.statements.get(statement)?;
+        let b = fe::parse_bind(body).ok()?;
+        Some(Portal {
+            sql: Some(Arc::clone(&p.sql)),
+            params: bound_params(&b, &p.param_types),
+            decided: d,
+        })
     }
 
     /// Facts for SQL text, from the text alone. With
@@ -465,9 +519,11 @@ impl Gate {
 
     /// The server's parameter types for a statement (from its
     /// ParameterDescription), for those the Parse left unspecified: bound
-    /// values are then decoded by their real type for reviewers.
+    /// values are then decoded by their real type for reviewers, and the
+    /// statement is decided again with them.
     pub fn learn_param_types(&mut self, statement: &[u8], types: Vec<u32>) {
         if let Some(p) = self.statements.get_mut(statement) {
+            let before = p.param_types.clone();
             if p.param_types.len() < types.len() {
                 p.param_types.resize(types.len(), 0);
             }
@@ -476,14 +532,16 @@ impl Gate {
                     *have = t;
                 }
             }
+            if p.param_types != before {
+                p.decided = None;
+            }
         }
     }
 
     /// Portals do not outlive their transaction.
+    #[inline]
     pub fn transaction_ended(&mut self) {
-        if !self.portals.is_empty() {
-            self.portals.clear();
-        }
+        self.portals.clear();
     }
 
     fn decide(&self, facts: &Facts) -> Decision {
@@ -534,49 +592,52 @@ impl Gate {
     /// for the audit trail.
     fn verdict(
         &mut self,
-        facts: &Arc<Facts>,
+        d: &Decided,
         what: impl FnOnce() -> (String, Vec<Option<String>>),
     ) -> Verdict {
-        let kind = message_kind(facts);
-        match self.decide(facts) {
+        let kind = d.kind;
+        match &d.decision {
             Decision::RequireApproval {
                 rule,
                 approvers,
                 approvals,
                 timeout,
-            } if facts.error.is_none() => {
-                self.count(kind, 2, None, &rule);
+            } if d.facts.error.is_none() => {
+                self.count(kind, 2, None, rule);
                 let (sql, params) = what();
                 Verdict::Hold(HoldRequest {
                     sql,
                     params,
-                    rule,
-                    risks: facts.risks().names().map(str::to_string).collect(),
-                    approvers,
-                    approvals,
-                    timeout,
-                    facts: Arc::clone(facts),
+                    rule: rule.clone(),
+                    risks: d.facts.risks().names().map(str::to_string).collect(),
+                    approvers: approvers.clone(),
+                    approvals: *approvals,
+                    timeout: *timeout,
+                    facts: Arc::clone(&d.facts),
                 })
             }
-            d => {
-                let allowed = matches!(d, Decision::Allow { .. });
+            decision => {
+                let allowed = matches!(decision, Decision::Allow { .. });
                 let note = !allowed || kind != Kind::Read;
                 let sql = note.then(|| what().0);
-                self.count(kind, usize::from(!allowed), sql, d.rule());
-                answer(facts, &d)
+                self.count(kind, usize::from(!allowed), sql, decision.rule());
+                answer(&d.facts, decision)
             }
         }
     }
 
     /// SQL-level PREPARE, DEALLOCATE and DISCARD change prepared statements
     /// behind the protocol's back: what was remembered may no longer hold.
-    fn forget_if_statements_change(&mut self, facts: &Facts) {
-        for s in &facts.statements {
+    fn forget_if_statements_change(&mut self, d: &Decided) {
+        if !d.changes_statements {
+            return;
+        }
+        for s in &d.facts.statements {
             if let Some(name) = &s.prepared {
                 self.sql_prepared.insert(name.clone());
             }
         }
-        if facts.statements.iter().any(|s| {
+        if d.facts.statements.iter().any(|s| {
             matches!(s.command.as_str(), "PREPARE" | "DEALLOCATE" | "DISCARD")
                 || s.risks.contains(Risks::PREPARE)
         }) {
@@ -640,74 +701,4 @@ fn malformed(what: &str) -> Verdict {
         sqlstate::PROTOCOL_VIOLATION,
         format!("malformed {what} message"),
     ))
-}
-
-/// The SQL text, in UTF-8, for the parser, from the session's
-/// client_encoding. Text that cannot be decoded is refused: what cannot be
-/// read cannot be proven harmless.
-///
-/// Encodings whose non-ASCII bytes are all >= 0x80 (the single-byte
-/// encodings, the EUC family, SQL_ASCII, MULE_INTERNAL) are mapped byte for
-/// byte: the lexical structure PostgreSQL sees is exactly preserved, even
-/// where a character's spelling is not. Encodings whose multibyte characters
-/// can contain ASCII bytes (SJIS, BIG5, GBK, UHC, GB18030) are decoded for
-/// real, as the server converts them before it parses.
-fn decode<'a>(sql: &'a [u8], client_encoding: &str) -> Result<Cow<'a, str>, Report> {
-    if sql.is_ascii() {
-        if let Ok(s) = std::str::from_utf8(sql) {
-            return Ok(Cow::Borrowed(s));
-        }
-    }
-    let enc = client_encoding.to_ascii_uppercase();
-    let refuse = || {
-        Report::error(
-            sqlstate::CHARACTER_NOT_IN_REPERTOIRE,
-            format!("airlock cannot read this statement in client_encoding {client_encoding}"),
-        )
-        .with_hint("Use client_encoding UTF8 through airlock.")
-    };
-    let real = match enc.as_str() {
-        "UTF8" | "UNICODE" => {
-            return std::str::from_utf8(sql)
-                .map(Cow::Borrowed)
-                .map_err(|_| refuse())
-        }
-        "SJIS" | "SHIFT_JIS_2004" | "WIN932" => Some(encoding_rs::SHIFT_JIS),
-        "BIG5" | "WIN950" => Some(encoding_rs::BIG5),
-        "GBK" | "WIN936" => Some(encoding_rs::GBK),
-        "GB18030" => Some(encoding_rs::GB18030),
-        "UHC" | "WIN949" => Some(encoding_rs::EUC_KR),
-        "JOHAB" => return Err(refuse()),
-        _ => None,
-    };
-    match real {
-        Some(encoding) => {
-            let (text, had_errors) = encoding.decode_without_bom_handling(sql);
-            if had_errors {
-                Err(refuse())
-            } else {
-                Ok(text)
-            }
-        }
-        None => Ok(Cow::Owned(sql.iter().map(|&b| b as char).collect())),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn encodings_keep_the_statement_structure() {
-        assert_eq!(decode(b"select 1", "LATIN1").unwrap(), "select 1");
-        assert_eq!(
-            decode(b"select 'caf\xe9'", "LATIN1").unwrap(),
-            "select 'caf\u{e9}'"
-        );
-        assert!(decode(b"select '\xff'", "UTF8").is_err());
-        // SJIS: 0x95 0x5c is one character whose second byte is a backslash.
-        let sjis = b"select '\x95\x5c'";
-        assert_eq!(decode(sjis, "SJIS").unwrap(), "select '\u{8868}'");
-        assert!(decode(b"select '\x95\x5c'", "JOHAB").is_err());
-    }
 }

@@ -109,6 +109,32 @@ pub fn parse_bind(body: &[u8]) -> Result<Bind<'_>, Malformed> {
     })
 }
 
+/// The (portal, statement) names of a Bind, with the rest of the message
+/// checked as [`parse_bind`] checks it, but nothing allocated: the data
+/// path needs the values only for statements a reviewer will see.
+pub fn bind_names(body: &[u8]) -> Result<(&[u8], &[u8]), Malformed> {
+    const W: &str = "Bind";
+    let mut r = Reader::new(body);
+    let portal = r.cstr(W)?;
+    let statement = r.cstr(W)?;
+    let nf = r.i16(W)?;
+    for _ in 0..nf {
+        r.i16(W)?;
+    }
+    let np = r.i16(W)?;
+    for _ in 0..np {
+        let len = r.i32(W)?;
+        if len >= 0 {
+            r.bytes(len as usize, W)?;
+        }
+    }
+    let nr = r.i16(W)?;
+    for _ in 0..nr {
+        r.i16(W)?;
+    }
+    Ok((portal, statement))
+}
+
 /// An Execute message: (portal, row limit; 0 means all rows).
 pub fn parse_execute(body: &[u8]) -> Result<(&[u8], i32), Malformed> {
     let mut r = Reader::new(body);
@@ -161,6 +187,12 @@ mod tests {
         let bind = parse_bind(&m[5..]).unwrap();
         assert_eq!(bind.statement, b"s1");
         assert_eq!(bind.params, vec![Some(&b"7"[..]), None]);
+        assert_eq!(bind_names(&m[5..]).unwrap(), (&b""[..], &b"s1"[..]));
+        // Truncated anywhere, both readers refuse it.
+        for cut in 5..m.len() {
+            assert!(parse_bind(&m[5..cut]).is_err(), "{cut}");
+            assert!(bind_names(&m[5..cut]).is_err(), "{cut}");
+        }
     }
 
     #[test]
@@ -169,5 +201,6 @@ mod tests {
         assert!(parse_execute(b"p\0\0").is_err());
         assert!(parse_target(b"X\0").is_err());
         assert!(parse_bind(b"\0s\0\0\x01").is_err());
+        assert!(bind_names(b"\0s\0\0\x01").is_err());
     }
 }

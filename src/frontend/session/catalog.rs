@@ -58,7 +58,7 @@ impl Session {
         } else {
             self.catalog_deadline = None;
         }
-        self.gate.unsettled = unsettled;
+        self.gate.set_unsettled(unsettled);
         match watch.current() {
             Some(known) => {
                 self.gate.set_catalog(known);
