@@ -545,3 +545,76 @@ fn a_cancel_inside_a_transaction_fails_it_on_both_sides() {
     assert_eq!(rows(&t), 5);
     assert_eq!(values(&t), [0; 5]);
 }
+
+/// The hold is at Bind: once approved, the portal runs however often it is
+/// executed (here in parts, with a row limit), as one request.
+#[test]
+fn an_approved_portal_runs_to_the_end_in_parts() {
+    let t = unique("ap_parts");
+    table(&t);
+    let proxy = proxy_with(|_| {});
+    let mut w = Wire::open(proxy.addr, "postgres", "airlock_test");
+    let sql = format!("UPDATE {t} SET v = v + 1 WHERE id > $1 RETURNING id");
+    let mut msgs = parse(b"", sql.as_bytes(), &[]);
+    msgs.extend(bind(b"", b"", &[Some(b"0".to_vec())], 0));
+    msgs.extend(execute(b"", 2));
+    msgs.extend(execute(b"", 0));
+    msgs.extend(sync());
+    w.send(&msgs);
+    until_notice(&mut w, "held for review");
+    let r = pending(proxy.admin, &t);
+    assert_eq!(values(&t), [0; 5], "nothing ran before approval");
+    approve_ok(proxy.admin, ALICE, r["id"].as_str().unwrap());
+    let msgs = until_ready(&mut w, 1);
+    assert!(first_error(&msgs).is_none(), "{msgs:?}");
+    let kinds: Vec<u8> = msgs.iter().map(|m| m.tag).filter(|t| *t != b'N').collect();
+    assert_eq!(kinds, b"12DDsDDDCZ", "{}", tags(&msgs));
+    // (PostgreSQL's tag counts the rows of the last Execute only.)
+    let done = msgs.iter().find(|m| m.tag == b'C').unwrap();
+    assert!(
+        command_tag(done).starts_with("UPDATE "),
+        "{}",
+        command_tag(done)
+    );
+    assert_eq!(values(&t), [1; 5], "every row, once");
+    assert_eq!(requests_for(proxy.admin, &t).len(), 1, "one request");
+}
+
+/// A rejected Bind fails its batch on the server, which discards the rest
+/// until Sync: nothing after it in the batch is held as a request of its
+/// own, and the next batch is served.
+#[test]
+fn a_rejected_bind_discards_the_rest_of_its_batch() {
+    let t = unique("ap_disc");
+    table(&t);
+    let proxy = proxy_with(|_| {});
+    let mut w = Wire::open(proxy.addr, "postgres", "airlock_test");
+    let first = format!("UPDATE {t} SET v = 1 WHERE id = 1");
+    let second = format!("UPDATE {t} SET v = 2 WHERE id = 2");
+    let mut msgs = Vec::new();
+    for sql in [&first, &second] {
+        msgs.extend(parse(b"", sql.as_bytes(), &[]));
+        msgs.extend(bind(b"", b"", &[], 0));
+        msgs.extend(execute(b"", 0));
+    }
+    msgs.extend(sync());
+    msgs.extend(query(format!("SELECT count(*) FROM {t}").as_bytes()));
+    w.send(&msgs);
+    until_notice(&mut w, "held for review");
+    let r = pending(proxy.admin, "v = 1");
+    reject_ok(proxy.admin, ALICE, r["id"].as_str().unwrap(), "no");
+    let msgs = until_ready(&mut w, 2);
+    assert_eq!(
+        first_error(&msgs).and_then(Msg::code).as_deref(),
+        Some("42501")
+    );
+    let rows: Vec<_> = msgs.iter().filter(|m| m.tag == b'D').collect();
+    assert_eq!(rows.len(), 1, "the next batch is served: {}", tags(&msgs));
+    assert_eq!(values(&t), [0; 5]);
+    assert_eq!(
+        requests_for(proxy.admin, &t).len(),
+        1,
+        "one request: {:?}",
+        requests_for(proxy.admin, &t)
+    );
+}

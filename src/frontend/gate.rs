@@ -4,10 +4,12 @@
 //!
 //! Simple Query: every statement of the string is classified and the message
 //! is decided as a whole. Extended protocol: a Parse is classified once and
-//! its facts remembered under the statement name; Bind ties a portal to those
-//! facts; Execute is decided by its portal's facts, without parsing again.
+//! its facts remembered under the statement name; Bind decides a portal by
+//! those facts, without parsing again, and Execute runs what Bind decided.
 //! A denial refuses the Parse itself; a statement that needs approval is
-//! stopped at Execute.
+//! held at its Bind, before the server plans it (planning runs immutable
+//! and stable functions) or has a portal that SQL FETCH could run. Once
+//! approved, the portal runs however often it is executed.
 
 mod decided;
 mod named;
@@ -76,6 +78,8 @@ struct Portal {
     decided: Arc<Decided>,
     sql: Option<Arc<str>>,
     params: Vec<Option<String>>,
+    /// Reviewers approved its Bind: it runs, however often it is executed.
+    approved: bool,
 }
 
 /// Who the session belongs to, as policies see it.
@@ -95,6 +99,8 @@ pub struct Gate {
     statements: Named<Prepared>,
     /// Portals, by name.
     portals: Named<Portal>,
+    /// The portal a held Bind makes, should reviewers approve it.
+    held_bind: Option<(Box<[u8]>, Portal)>,
     /// The last simple Query's text facts and what they were decided to
     /// mean: the same shape again needs no new decision.
     last_query: Option<(Arc<Facts>, Arc<Decided>)>,
@@ -177,6 +183,7 @@ impl Gate {
             policy,
             statements: Named::default(),
             portals: Named::default(),
+            held_bind: None,
             last_query: None,
             epoch: 0,
             disabled,
@@ -224,16 +231,29 @@ impl Gate {
         {
             return Verdict::Forward;
         }
-        let verdict = self.inspect_message(tag, body, client_encoding, standard_strings);
-        if matches!(verdict, Verdict::Refuse(_))
-            && matches!(
-                tag,
-                fe::PARSE | fe::BIND | fe::EXECUTE | fe::DESCRIBE | fe::CLOSE
-            )
-        {
+        self.held_bind = None;
+        self.inspect_message(tag, body, client_encoding, standard_strings)
+    }
+
+    /// The session answered a message with an error instead of forwarding
+    /// it (the gate refused it, or reviewers did not approve it): in the
+    /// extended protocol the server now discards everything until Sync, so
+    /// the rest of the batch needs no decision.
+    pub fn refused(&mut self, tag: u8) {
+        if matches!(
+            tag,
+            fe::PARSE | fe::BIND | fe::EXECUTE | fe::DESCRIBE | fe::CLOSE
+        ) {
             self.discarding = true;
         }
-        verdict
+    }
+
+    /// The held message was approved and goes upstream now.
+    pub fn approved(&mut self) {
+        if let Some((name, mut portal)) = self.held_bind.take() {
+            portal.approved = true;
+            self.portals.insert(&name, portal);
+        }
     }
 
     fn inspect_message(
@@ -309,20 +329,31 @@ impl Gate {
                 }
                 self.note(&d);
                 let named = !p.statement.is_empty();
-                if named && self.statements.contains(p.statement) {
+                let mut sql = sql;
+                let (facts, decided) = match self.statements.get(p.statement) {
+                    // The same statement, whichever the server has.
+                    Some(old) if named && *old.sql == *text => return Verdict::Forward,
                     // PostgreSQL refuses to redefine a named statement
-                    // (42P05) and keeps the old one: so do we.
-                    return Verdict::Forward;
-                }
-                // A name SQL PREPARE may have taken on the server: what
-                // Bind will run there is unknown.
-                let taken = std::str::from_utf8(p.statement)
-                    .map(|n| self.sql_prepared.contains(n))
-                    .unwrap_or(true);
-                let (facts, decided) = if named && taken {
-                    (unknown("EXECUTE", Risks::UNKNOWN_STATEMENT), None)
-                } else {
-                    (raw, Some(d))
+                    // (42P05) and keeps the old one, unless the old one's
+                    // Parse failed there, which the gate does not know:
+                    // the name may mean either statement.
+                    Some(old) if named => {
+                        sql = Arc::from(format!(
+                            "{}\n-- or, if the statement above was not prepared on the server:\n{text}",
+                            old.sql
+                        ));
+                        (unknown("EXECUTE", Risks::UNKNOWN_STATEMENT), None)
+                    }
+                    // A name SQL PREPARE may have taken on the server: what
+                    // Bind will run there is unknown.
+                    _ if named
+                        && std::str::from_utf8(p.statement)
+                            .map(|n| self.sql_prepared.contains(n))
+                            .unwrap_or(true) =>
+                    {
+                        (unknown("EXECUTE", Risks::UNKNOWN_STATEMENT), None)
+                    }
+                    _ => (raw, Some(d)),
                 };
                 self.statements.insert(
                     p.statement,
@@ -344,14 +375,33 @@ impl Gate {
                     return malformed("Bind");
                 };
                 self.note(&bound.decided);
-                self.portals.insert(portal, bound);
-                Verdict::Forward
+                if let Decision::Allow { .. } = bound.decided.decision {
+                    self.portals.insert(portal, bound);
+                    return Verdict::Forward;
+                }
+                // The server plans a portal when it is bound (planning
+                // runs immutable and stable functions), and SQL FETCH can
+                // run a portal the protocol made: nothing that needs
+                // approval is bound before it has it.
+                let d = Arc::clone(&bound.decided);
+                let (sql, params) = (bound.sql.clone(), bound.params.clone());
+                let verdict = self.verdict(&d, || (shown_sql(sql), params));
+                if matches!(verdict, Verdict::Hold(_)) {
+                    self.held_bind = Some((portal.into(), bound));
+                }
+                verdict
             }
             fe::EXECUTE => {
                 let Ok((portal, _)) = fe::parse_execute(body) else {
                     return malformed("Execute");
                 };
                 let (d, sql, params) = match self.portals.get(portal) {
+                    Some(p) if p.approved => {
+                        let d = Arc::clone(&p.decided);
+                        self.note(&d);
+                        self.changes_catalog = d.changes_catalog;
+                        return Verdict::Forward;
+                    }
                     Some(p) if p.decided.epoch == self.epoch => {
                         (Arc::clone(&p.decided), p.sql.clone(), p.params.clone())
                     }
@@ -366,13 +416,7 @@ impl Gate {
                 };
                 self.note(&d);
                 self.changes_catalog = d.changes_catalog;
-                self.verdict(&d, || {
-                    let sql = sql.map_or_else(
-                        || "(a statement airlock did not see prepared)".to_string(),
-                        |s| s.to_string(),
-                    );
-                    (sql, params)
-                })
+                self.verdict(&d, || (shown_sql(sql), params))
             }
             fe::CLOSE => {
                 if let Ok((kind, name)) = fe::parse_target(body) {
@@ -475,6 +519,7 @@ impl Gate {
                 decided: self.decided(&unknown("EXECUTE", Risks::UNKNOWN_STATEMENT), &[]),
                 sql: None,
                 params: Vec::new(),
+                approved: false,
             });
         };
         let d = match Decided::current(&p.decided, self.epoch) {
@@ -492,6 +537,7 @@ impl Gate {
                 decided: d,
                 sql: None,
                 params: Vec::new(),
+                approved: false,
             });
         }
         let p = self.statements.get(statement)?;
@@ -500,6 +546,7 @@ impl Gate {
             sql: Some(Arc::clone(&p.sql)),
             params: bound_params(&b, &p.param_types),
             decided: d,
+            approved: false,
         })
     }
 
@@ -645,6 +692,14 @@ impl Gate {
             self.portals.clear();
         }
     }
+}
+
+/// The SQL a reviewer is shown for a portal.
+fn shown_sql(sql: Option<Arc<str>>) -> String {
+    sql.map_or_else(
+        || "(a statement airlock did not see prepared)".to_string(),
+        |s| s.to_string(),
+    )
 }
 
 /// The bound parameters of a Bind, decoded for a reviewer.

@@ -457,7 +457,10 @@ impl Session {
                         // once the server has answered this message.
                         self.lexer_barrier = true;
                     }
-                    self.approved_head = false;
+                    if self.approved_head {
+                        self.gate.approved();
+                        self.approved_head = false;
+                    }
                     self.catalog_forwarded();
                     if tag == fe::DESCRIBE {
                         let body = &self.client_in.bytes()[HEADER_LEN..total];
@@ -537,6 +540,7 @@ impl Session {
     /// a transaction block becomes failed on both sides, and the
     /// ReadyForQuery the client receives is the server's own.
     fn refuse(&mut self, tag: u8, report: Report) {
+        self.gate.refused(tag);
         let id = self.next_refusal;
         self.next_refusal += 1;
         let marker = refusal_marker(id);

@@ -39,10 +39,6 @@ impl<T> Named<T> {
         }
     }
 
-    pub fn contains(&self, name: &[u8]) -> bool {
-        self.get(name).is_some()
-    }
-
     /// Sets `name` to `value`, replacing what it named.
     #[inline]
     pub fn insert(&mut self, name: &[u8], value: T) {
@@ -85,8 +81,8 @@ mod tests {
         *m.get_mut(b"s1").unwrap() += 10;
         assert_eq!((m.get(b""), m.get(b"s1")), (Some(&3), Some(&12)));
         m.remove(b"");
-        assert!(!m.contains(b"") && m.contains(b"s1"));
+        assert!(m.get(b"").is_none() && m.get(b"s1").is_some());
         m.clear();
-        assert!(!m.contains(b"s1"));
+        assert!(m.get(b"s1").is_none());
     }
 }
