@@ -174,3 +174,47 @@ async fn allowed_writes_still_run_between_and_inside_transactions() {
         "documented: reads run with the read-only default on"
     );
 }
+
+/// A function vouched for as a read that turns the read-only default off
+/// (PostgreSQL allows `set_config` in a read-only transaction): the server
+/// reports the change, and the session sets the default again before the
+/// next read, which PostgreSQL then refuses to let write.
+#[tokio::test]
+async fn a_read_that_turns_the_default_off_does_not_disarm_the_backstop() {
+    let t = unique("bs_flip");
+    victim(&t);
+    let flip = format!(
+        "CREATE FUNCTION {t}_flip() RETURNS text LANGUAGE sql AS
+           $$ SELECT set_config('default_transaction_read_only', 'off', false) $$;"
+    );
+    stdout_ok(&psql(
+        pg().port,
+        "postgres",
+        "airlock_test",
+        &["-qc", &flip],
+    ));
+    let trust = format!("[functions]\nread = [\"{t}_evil\", \"{t}_flip\"]\n");
+    let policy =
+        Policy::from_sources(&[("default.toml", SHIPPED), ("trust.toml", &trust)]).unwrap();
+    let proxy = TestProxy::with_policy(
+        airlock::Config::new("127.0.0.1:0".parse().unwrap(), pg().addr.clone()),
+        Some(policy),
+    );
+    let c = proxy.connect("postgres", "airlock_test").await;
+    for round in 0..2 {
+        c.simple_query(&format!("SELECT {t}_flip()")).await.unwrap();
+        let err = c
+            .simple_query(&format!("SELECT {t}_evil()"))
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "25006", "round {round}: {err:?}");
+        // The extended protocol, too.
+        c.query(&format!("SELECT {t}_flip()"), &[]).await.unwrap();
+        let err = c
+            .query(&format!("SELECT {t}_evil()"), &[])
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "25006", "round {round}: {err:?}");
+    }
+    assert_eq!(rows(&t), 3);
+}

@@ -31,6 +31,9 @@ pub struct Seen {
     pub error: Option<String>,
     /// Parameter types from ParameterDescription messages, in order.
     pub param_types: Vec<Vec<u32>>,
+    /// The last value reported for the hidden parameter (`on`), which a
+    /// statement the client ran (an approved `set_config`) may have changed.
+    pub hidden_value: Option<bool>,
 }
 
 /// A malformed upstream stream.
@@ -221,8 +224,9 @@ impl Relay {
                     }
                     let body = &rest[HEADER_LEN..HEADER_LEN + len];
                     if tag == be::PARAMETER_STATUS && self.hidden_parameter.is_some() {
-                        if let Ok((name, _)) = be::parse_parameter_status(body) {
+                        if let Ok((name, value)) = be::parse_parameter_status(body) {
                             if Some(name) == self.hidden_parameter {
+                                seen.hidden_value = Some(value == b"on");
                                 buf.remove(self.ready, HEADER_LEN + len);
                                 continue;
                             }
