@@ -121,6 +121,7 @@ risks! {
     MULTI_STATEMENT = 27, "multi_statement", false;
     LEXER_CHANGE = 28, "lexer_change", false;
     USER_CODE = 29, "user_code", true;
+    REPLICATION_ROLE = 30, "replication_role", true;
 }
 
 impl Risks {

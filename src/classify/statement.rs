@@ -432,6 +432,12 @@ fn set(v: &pb::VariableSetStmt) -> (Kind, &'static str, Risks, Vec<String>) {
     if name == "search_path" && !pg_catalog_first(&v.args) {
         r.insert(Risks::SEARCH_PATH);
     }
+    // `replica` and `local` switch off ordinary triggers and rules, foreign
+    // keys among them, for every later write of the session: an approved
+    // write would run without what reviewers expect of it.
+    if name == "session_replication_role" {
+        r.insert(Risks::REPLICATION_ROLE);
+    }
     let command = if kind == VariableSetKind::VarReset as i32
         || kind == VariableSetKind::VarResetAll as i32
     {
