@@ -25,8 +25,11 @@
 //! `AIRLOCK_WORKERS`) set for `cargo bench` reach both airlock processes;
 //! only `--classification` is set on their command lines.
 //!
-//! `AIRLOCK_BENCH_SECONDS` (default 10) sets the length of each run and
-//! `AIRLOCK_BENCH_REPEATS` (default 3) how often each runs. Targets are
+//! `AIRLOCK_BENCH_SECONDS` (default 10) sets the length of each run,
+//! `AIRLOCK_BENCH_REPEATS` (default 3) how often each runs, and
+//! `AIRLOCK_BENCH_TARGETS` (default all: `direct,airlock,airlock-off,pgbouncer`)
+//! which targets run; `airlock,airlock-off` measures only what
+//! classification costs, with more repeats in the same time. Targets are
 //! printed as PASS or MISS; a MISS does not fail the process, which only
 //! fails when it cannot measure at all. Everything it starts is stopped and
 //! removed at the end, on error too.
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
 struct Settings {
     seconds: u64,
     repeats: usize,
+    targets: Vec<Target>,
 }
 
 impl Settings {
@@ -122,9 +126,24 @@ impl Settings {
         if seconds == 0 || repeats == 0 {
             bail!("AIRLOCK_BENCH_SECONDS and AIRLOCK_BENCH_REPEATS must be at least 1");
         }
+        let targets = match std::env::var("AIRLOCK_BENCH_TARGETS") {
+            Err(_) => Target::ALL.to_vec(),
+            Ok(list) => list
+                .split(',')
+                .map(|name| {
+                    Target::from_name(name.trim()).with_context(|| {
+                        format!(
+                            "AIRLOCK_BENCH_TARGETS: {name:?} is none of direct, airlock, \
+                             airlock-off, pgbouncer"
+                        )
+                    })
+                })
+                .collect::<Result<_>>()?,
+        };
         Ok(Settings {
             seconds,
             repeats: repeats as usize,
+            targets,
         })
     }
 }
@@ -148,9 +167,15 @@ fn run() -> Result<()> {
         machine.cpus, machine.memory_gib, machine.cpu_model
     );
     println!(
-        "runs: pgbench -n -S, scale {SCALE}, {} s each, {} repeats, interleaved \
-         direct/airlock/airlock-off/pgbouncer",
-        settings.seconds, settings.repeats
+        "runs: pgbench -n -S, scale {SCALE}, {} s each, {} repeats, interleaved {}",
+        settings.seconds,
+        settings.repeats,
+        settings
+            .targets
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join("/")
     );
     println!("load average at start: {}", machine::load_average());
 
@@ -191,6 +216,7 @@ fn run() -> Result<()> {
     println!("airlock threads: {}", machine::threads(airlock.pid())?);
 
     let mut bench = Bench {
+        targets: settings.targets.clone(),
         pgbench,
         direct_port: cluster.port(),
         clock_ticks: machine::clock_ticks_per_second(),
@@ -220,6 +246,8 @@ fn run() -> Result<()> {
 /// What each run needs: pgbench, where to point it, and the proxies to
 /// watch.
 struct Bench<'a> {
+    /// The targets measured (`AIRLOCK_BENCH_TARGETS`).
+    targets: Vec<Target>,
     pgbench: std::path::PathBuf,
     direct_port: u16,
     clock_ticks: f64,
@@ -233,8 +261,8 @@ impl Bench<'_> {
     fn warm_up(&mut self, seconds: u64) -> Result<()> {
         println!("warming up ({seconds} s per target) ...");
         let workload = Workload::new(Mode::Simple, 8);
-        for target in Target::ALL {
-            if let Err(e) = self.run_once(target, workload, seconds)? {
+        for target in self.targets.clone() {
+            if let Err(e) = self.run_once(target, workload, seconds, 0)? {
                 println!("  warm-up via {}: {e}", target.as_str());
             }
         }
@@ -244,11 +272,13 @@ impl Bench<'_> {
     /// Every workload against every target, `repeats` times over.
     fn measure(&mut self, settings: &Settings) -> Result<Results> {
         let mut results = Results::new(&WORKLOADS);
-        let total = settings.repeats * WORKLOADS.len() * Target::ALL.len();
+        let selected = self.targets.clone();
+        let total = settings.repeats * WORKLOADS.len() * selected.len();
         let mut done = 0;
         for repeat in 0..settings.repeats {
             for workload in WORKLOADS {
-                for target in Target::order(repeat) {
+                let order = Target::order(repeat);
+                for target in order.into_iter().filter(|t| selected.contains(t)) {
                     done += 1;
                     let what = format!(
                         "[{done:>2}/{total}] {:<8} {} cl  {:<11}",
@@ -256,7 +286,7 @@ impl Bench<'_> {
                         workload.clients,
                         target.as_str()
                     );
-                    match self.run_once(target, workload, settings.seconds)? {
+                    match self.run_once(target, workload, settings.seconds, repeat)? {
                         Ok(sample) => {
                             println!("{what} {}", describe(&sample));
                             results.record(workload, target, sample);
@@ -279,6 +309,7 @@ impl Bench<'_> {
         target: Target,
         workload: Workload,
         seconds: u64,
+        repeat: usize,
     ) -> Result<Result<Sample, String>> {
         let (port, server) = match target {
             Target::Direct => (self.direct_port, None),
@@ -306,6 +337,7 @@ impl Bench<'_> {
             .map(|outcome| Sample {
                 outcome,
                 cpu_us_per_tx,
+                repeat,
             })
             .map_err(|e| format!("{e:#}")))
     }

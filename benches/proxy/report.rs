@@ -41,6 +41,10 @@ impl Target {
         order
     }
 
+    pub fn from_name(name: &str) -> Option<Target> {
+        Target::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Target::Direct => "direct",
@@ -61,6 +65,9 @@ pub struct Sample {
     pub outcome: Outcome,
     /// The proxy's CPU time per transaction in microseconds (proxies only).
     pub cpu_us_per_tx: Option<f64>,
+    /// Which repeat it was: the runs of one repeat ran one after the other,
+    /// so their ratios are the least disturbed by the machine's drift.
+    pub repeat: usize,
 }
 
 /// Every run of one workload against one target.
@@ -220,7 +227,7 @@ impl Results {
                     added.map(|us| us <= targets::MAX_ADDED_US),
                 );
             }
-            let on_off = row.ratio(Target::Airlock, Target::AirlockOff);
+            let on_off = row.paired_ratio(Target::Airlock, Target::AirlockOff);
             verdict(
                 &format!(
                     "{name}: classifying costs <= {:.0}% (on/off)",
@@ -238,19 +245,24 @@ impl Results {
         println!();
         println!("Classification cost (airlock as is against airlock --classification false)");
         println!(
-            "{:<9}{:>3} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9}",
-            "mode", "cl", "airlock", "al-off", "on/off", "al cpu", "off cpu", "+cpu"
+            "{:<9}{:>3} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>9}",
+            "mode", "cl", "airlock", "al-off", "on/off", "paired", "al cpu", "off cpu", "+cpu"
         );
         for (w, row) in self.rows() {
             let on_cpu = row.cpu(Target::Airlock);
             let off_cpu = row.cpu(Target::AirlockOff);
             println!(
-                "{:<9}{:>3} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9}",
+                "{:<9}{:>3} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>9}",
                 w.mode.as_str(),
                 w.clients,
                 fmt(row.tps(Target::Airlock), 0, ""),
                 fmt(row.tps(Target::AirlockOff), 0, ""),
                 fmt(row.ratio(Target::Airlock, Target::AirlockOff), 3, "x"),
+                fmt(
+                    row.paired_ratio(Target::Airlock, Target::AirlockOff),
+                    3,
+                    "x"
+                ),
                 fmt(on_cpu, 1, ""),
                 fmt(off_cpu, 1, ""),
                 fmt(on_cpu.zip(off_cpu).map(|(a, b)| a - b), 1, ""),
@@ -258,8 +270,9 @@ impl Results {
         }
         println!(
             "  al-off: a second airlock process with --classification false (no classification, \
-             no policy,\n  no read-only backstop), otherwise identical. on/off: airlock tps / \
-             al-off tps (target >= {:.2}x).\n  +cpu: al cpu - off cpu, the proxy CPU per \
+             no policy,\n  no read-only backstop), otherwise identical. on/off: median airlock tps / \
+             median al-off tps;\n  paired: the median of the ratios within each repeat, where \
+             the two ran back to back (the target, >= {:.2}x).\n  +cpu: al cpu - off cpu, the proxy CPU per \
              transaction that classifying adds, us.",
             targets::MIN_RATIO_TO_UNCLASSIFIED
         );
@@ -288,6 +301,7 @@ impl Results {
 
 /// The medians of one workload's cells.
 struct Row {
+    samples: [Vec<Sample>; TARGETS],
     tps: [Option<f64>; TARGETS],
     latency_ms: [Option<f64>; TARGETS],
     cpu: [Option<f64>; TARGETS],
@@ -296,6 +310,7 @@ struct Row {
 impl Row {
     fn new(cells: &[Cell; TARGETS]) -> Row {
         Row {
+            samples: cells.each_ref().map(|c| c.samples.clone()),
             tps: cells.each_ref().map(Cell::tps),
             latency_ms: cells.each_ref().map(Cell::latency_ms),
             cpu: cells.each_ref().map(Cell::cpu_us_per_tx),
@@ -312,6 +327,17 @@ impl Row {
 
     fn ratio(&self, a: Target, b: Target) -> Option<f64> {
         Some(self.tps(a)? / self.tps(b)?)
+    }
+
+    /// The median, over the repeats that measured both, of `a`'s throughput
+    /// over `b`'s in the same repeat.
+    fn paired_ratio(&self, a: Target, b: Target) -> Option<f64> {
+        median(self.samples[a.index()].iter().filter_map(|x| {
+            let y = self.samples[b.index()]
+                .iter()
+                .find(|y| y.repeat == x.repeat)?;
+            Some(x.outcome.tps / y.outcome.tps)
+        }))
     }
 
     /// Microseconds of average latency `t` adds to a direct connection.
