@@ -12,6 +12,7 @@
 mod approval_common;
 mod common;
 mod policy_lab;
+mod rawpg;
 
 use policy_lab::{Expect, Lab};
 

@@ -14,58 +14,11 @@ mod common;
 mod policy_lab;
 mod rawpg;
 
-use std::time::Duration;
-
-use policy_lab::{Expect, Lab, DB};
+use policy_lab::raw::outcome;
+use policy_lab::{Expect, Lab};
 use rawpg::*;
 
 use Expect::*;
-
-fn raw_attacker(lab: &mut Lab) -> Wire {
-    let mut w = Wire::connect(lab.proxy.addr);
-    let options = format!("-c search_path={}", lab.schema);
-    let msgs = w.startup(&[
-        ("user", "postgres"),
-        ("database", DB),
-        ("options", &options),
-    ]);
-    assert!(first_error(&msgs).is_none(), "startup: {msgs:?}");
-    lab.extra_pids = vec![w.pid as i32];
-    w
-}
-
-fn outcome(msgs: &[Msg]) -> Result<String, (String, String)> {
-    if let Some(e) = first_error(msgs) {
-        return Err((
-            e.code().unwrap_or_default(),
-            e.field(b'M').unwrap_or_default(),
-        ));
-    }
-    Ok(format!("{} {msgs:?}", tags(msgs)))
-}
-
-async fn finish_raw(lab: &mut Lab, mut w: Wire) {
-    let pid = w.pid as i32;
-    w.send(&terminate());
-    let _ = w.closed_within(Duration::from_secs(10));
-    lab.extra_pids.clear();
-    for _ in 0..200 {
-        let n: i64 = lab
-            .admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
-                &[&pid],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if n == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("backend {pid} did not go away");
-}
 
 /// A portal bound to a write that needs approval, fetched with SQL FETCH
 /// (or MOVE), would run it: so the Bind itself waits for approval (the
@@ -86,7 +39,7 @@ async fn sql_fetch_does_not_run_a_held_portal() {
         ("SELECT pg_advisory_lock(4711)", "FETCH ALL FROM p1"),
     ] {
         let label = format!("[{fetch}] {write}");
-        let mut w = raw_attacker(&mut lab);
+        let mut w = lab.raw_attacker(&[]);
         let before = lab.fingerprint().await;
         let held = lab.rejecter.count();
         w.simple("BEGIN");
@@ -122,7 +75,7 @@ async fn sql_fetch_does_not_run_a_held_portal() {
         let msgs = w.simple(fetch);
         assert!(first_error(&msgs).is_some(), "{label}: FETCH ran: {msgs:?}");
         lab.check_after(&label, &before).await;
-        finish_raw(&mut lab, w).await;
+        lab.finish_raw(w).await;
         lab.attempts += 1;
     }
     lab.finish();
@@ -138,7 +91,7 @@ async fn a_failed_parse_does_not_lend_its_facts_to_the_name() {
         "SELECT pg_advisory_lock(4711)",
     ] {
         let label = format!("[failed Parse, then] {write}");
-        let mut w = raw_attacker(&mut lab);
+        let mut w = lab.raw_attacker(&[]);
         let before = lab.fingerprint().await;
         // A read the server refuses to prepare: no such relation.
         w.send(&[parse(b"s1", b"SELECT * FROM no_such_relation", &[]), sync()].concat());
@@ -158,7 +111,7 @@ async fn a_failed_parse_does_not_lend_its_facts_to_the_name() {
         lab.judge_code(&label, Refused, outcome(&run));
         w.simple("COMMIT");
         lab.check_after(&label, &before).await;
-        finish_raw(&mut lab, w).await;
+        lab.finish_raw(w).await;
         lab.attempts += 1;
     }
     lab.finish();
@@ -183,7 +136,7 @@ async fn explain_execute_does_not_plan_a_held_statement() {
         "EXPLAIN CREATE TABLE t1 AS EXECUTE s1",
     ] {
         let label = format!("[{explain}] SELECT frozen(4711)");
-        let mut w = raw_attacker(&mut lab);
+        let mut w = lab.raw_attacker(&[]);
         let before = lab.fingerprint().await;
         let sql = format!("SELECT {s}.frozen(4711)");
         w.send(&[parse(b"s1", sql.as_bytes(), &[]), sync()].concat());
@@ -192,7 +145,7 @@ async fn explain_execute_does_not_plan_a_held_statement() {
         let msgs = w.simple(explain);
         lab.judge_code(&label, Refused, outcome(&msgs));
         lab.check_after(&label, &before).await;
-        finish_raw(&mut lab, w).await;
+        lab.finish_raw(w).await;
         lab.attempts += 1;
     }
     lab.finish();

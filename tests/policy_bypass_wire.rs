@@ -14,64 +14,11 @@ mod rawpg;
 use std::time::{Duration, Instant};
 
 use common::*;
+use policy_lab::raw::outcome;
 use policy_lab::{Expect, Lab, DB};
 use rawpg::*;
 
 use Expect::*;
-
-/// A raw-protocol attacker through the proxy, as the superuser, with the
-/// lab's schema on the search path and `extra` startup parameters. Its
-/// backend is the one the lab watches besides the tokio-postgres attacker.
-fn raw_attacker(lab: &mut Lab, extra: &[(&str, &str)]) -> Wire {
-    let mut w = Wire::connect(lab.proxy.addr);
-    let options = format!("-c search_path={}", lab.schema);
-    let mut params = vec![("user", "postgres"), ("database", DB)];
-    if !extra.iter().any(|(k, _)| *k == "options") {
-        params.push(("options", &options));
-    }
-    params.extend_from_slice(extra);
-    let msgs = w.startup(&params);
-    assert!(first_error(&msgs).is_none(), "startup: {msgs:?}");
-    lab.extra_pids = vec![w.pid as i32];
-    w
-}
-
-/// What a raw exchange came to: the command tags and rows that ran, or the
-/// first error.
-fn outcome(msgs: &[Msg]) -> Result<String, (String, String)> {
-    if let Some(e) = first_error(msgs) {
-        return Err((
-            e.code().unwrap_or_default(),
-            e.field(b'M').unwrap_or_default(),
-        ));
-    }
-    Ok(format!("{} {msgs:?}", tags(msgs)))
-}
-
-/// Ends a raw attacker and waits until its backend is gone, so that the
-/// next fingerprint does not see it leave.
-async fn finish_raw(lab: &mut Lab, mut w: Wire) {
-    let pid = w.pid as i32;
-    w.send(&terminate());
-    let _ = w.closed_within(Duration::from_secs(10));
-    lab.extra_pids.clear();
-    for _ in 0..200 {
-        let n: i64 = lab
-            .admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
-                &[&pid],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if n == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("backend {pid} did not go away");
-}
 
 /// The raw session still answers a query.
 fn raw_usable(lab: &mut Lab, w: &mut Wire, label: &str) {
@@ -89,7 +36,7 @@ async fn copy_from_stdin_in_the_simple_protocol_never_starts() {
         "COPY victim (id, v) FROM STDIN WITH (FORMAT csv)",
         "SELECT 1; COPY victim FROM STDIN",
     ] {
-        let mut w = raw_attacker(&mut lab, &[]);
+        let mut w = lab.raw_attacker(&[]);
         let before = lab.fingerprint().await;
         w.send(&query(sql.as_bytes()));
         let mut msgs = Vec::new();
@@ -113,7 +60,7 @@ async fn copy_from_stdin_in_the_simple_protocol_never_starts() {
         lab.judge_code(&label, Refused, outcome(&msgs));
         lab.check_after(&label, &before).await;
         raw_usable(&mut lab, &mut w, &label);
-        finish_raw(&mut lab, w).await;
+        lab.finish_raw(w).await;
         lab.attempts += 1;
     }
     lab.finish();
@@ -158,7 +105,7 @@ async fn function_call_messages_are_refused() {
         ),
     ];
     for (what, oid, args) in calls {
-        let mut w = raw_attacker(&mut lab, &[]);
+        let mut w = lab.raw_attacker(&[]);
         let before = lab.fingerprint().await;
         w.send(&function_call(oid, &args));
         let msgs = w.until(b'Z', 1);
@@ -172,7 +119,7 @@ async fn function_call_messages_are_refused() {
         }
         lab.check_after(&label, &before).await;
         raw_usable(&mut lab, &mut w, &label);
-        finish_raw(&mut lab, w).await;
+        lab.finish_raw(w).await;
         lab.attempts += 1;
     }
     lab.finish();
@@ -353,7 +300,7 @@ async fn a_reused_statement_name_does_not_launder_a_write() {
         "SELECT set_config('default_transaction_read_only', 'off', false)",
     ] {
         let label = format!("[reused name] {write}");
-        let mut w = raw_attacker(&mut lab, &[]);
+        let mut w = lab.raw_attacker(&[]);
         let before = lab.fingerprint().await;
         // The write, prepared: it needs approval, which is asked at
         // Execute, so the Parse itself passes.
@@ -382,13 +329,13 @@ async fn a_reused_statement_name_does_not_launder_a_write() {
             ));
         }
         raw_usable(&mut lab, &mut w, &label);
-        finish_raw(&mut lab, w).await;
+        lab.finish_raw(w).await;
         lab.attempts += 1;
     }
     // The same inside a transaction block, where the read-only backstop
     // does not apply.
     let label = "[reused name, in BEGIN] DELETE FROM victim WHERE id > 10";
-    let mut w = raw_attacker(&mut lab, &[]);
+    let mut w = lab.raw_attacker(&[]);
     let before = lab.fingerprint().await;
     w.send(
         &[
@@ -407,7 +354,7 @@ async fn a_reused_statement_name_does_not_launder_a_write() {
     w.simple("COMMIT");
     lab.check_after(label, &before).await;
     raw_usable(&mut lab, &mut w, label);
-    finish_raw(&mut lab, w).await;
+    lab.finish_raw(w).await;
     lab.attempts += 1;
     lab.finish();
 }
@@ -456,7 +403,7 @@ async fn standard_conforming_strings_off_does_not_hide_a_statement() {
         } else {
             vec![("options", options.as_str()), (param, value)]
         };
-        let mut w = raw_attacker(&mut lab, &extra);
+        let mut w = lab.raw_attacker(&extra);
         let scs = w.values("SHOW standard_conforming_strings");
         let expect = if scs == ["off"] { Refused } else { Allowed };
         for inner in ["SELECT pg_advisory_lock(4713)", "DELETE FROM victim"] {
@@ -469,7 +416,7 @@ async fn standard_conforming_strings_off_does_not_hide_a_statement() {
             raw_usable(&mut lab, &mut w, &label);
             lab.attempts += 1;
         }
-        finish_raw(&mut lab, w).await;
+        lab.finish_raw(w).await;
     }
     lab.finish();
 }
@@ -610,7 +557,7 @@ async fn user_code_behind_read_syntax_changes_nothing() {
 #[tokio::test]
 async fn a_pipelined_client_encoding_change_does_not_hide_a_statement() {
     let mut lab = Lab::new().await;
-    let mut w = raw_attacker(&mut lab, &[]);
+    let mut w = lab.raw_attacker(&[]);
     // The third follows from the second: with the read-only default off,
     // the backstop no longer stops the DELETE. The last runs in a block.
     for (inner, block) in [
@@ -647,6 +594,6 @@ async fn a_pipelined_client_encoding_change_does_not_hide_a_statement() {
         raw_usable(&mut lab, &mut w, &label);
         lab.attempts += 1;
     }
-    finish_raw(&mut lab, w).await;
+    lab.finish_raw(w).await;
     lab.finish();
 }

@@ -13,6 +13,7 @@
 //! knows when the upstream is idle, and it knows the transaction status from
 //! the last ReadyForQuery.
 
+mod backstop;
 mod catalog;
 mod hold;
 
@@ -28,7 +29,7 @@ use tracing::debug;
 use super::buffer::Buffer;
 use super::cancel::CancelGuard;
 use super::error::SessionError;
-use super::gate::{Gate, Need, Requesting, Verdict};
+use super::gate::{Gate, Requesting, Verdict};
 use super::relay::{refusal_marker, Relay};
 use super::startup::{Established, Identity, READ_ONLY_DEFAULT};
 use super::Proxy;
@@ -39,6 +40,7 @@ use crate::metrics::Metrics;
 use crate::protocol::backend::{Report, TransactionStatus};
 use crate::protocol::frontend as fe;
 use crate::protocol::{peek_header, put_cstr, put_message, sqlstate, HEADER_LEN};
+use backstop::Mode;
 use hold::{Executing, Held};
 
 /// Bytes waiting for one side beyond which the session stops reading the
@@ -48,15 +50,6 @@ const HIGH_WATER: usize = 256 * 1024;
 const READ_CHUNK: usize = 8 * 1024;
 /// How long a closing session may spend delivering its last bytes.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
-
-/// The upstream session's read-only default, as the backstop last set it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    ReadOnly,
-    ReadWrite,
-    /// A statement the policy allowed changed it; set it again before use.
-    Unknown,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -497,40 +490,6 @@ impl Session {
             debug!(error = %e, "upstream stream broken");
             self.state = State::Closing;
         }
-    }
-
-    /// The read-only backstop (docs/backstop.md): before a message that
-    /// needs the other mode, switch the upstream session's read-only default
-    /// with a SET of the proxy's own whose answer the client never sees.
-    /// That is only possible between transactions; if statements are still
-    /// in flight, returns false to wait for them. Inside a transaction block
-    /// or an extended-protocol batch the mode stays as it was.
-    fn switch_mode_for(&mut self, need: Need) -> bool {
-        let want = match need {
-            Need::Neutral => return true,
-            Need::ReadOnly => Mode::ReadOnly,
-            Need::ReadWrite => Mode::ReadWrite,
-        };
-        if !self.backstop || self.upstream_mode == want || self.batch_open {
-            return true;
-        }
-        if self.pending > 0 {
-            return false;
-        }
-        if self.status != TransactionStatus::Idle {
-            return true;
-        }
-        let sql: &[u8] = match want {
-            Mode::ReadOnly => b"SET default_transaction_read_only = on",
-            _ => b"SET default_transaction_read_only = off",
-        };
-        let mut q = Vec::with_capacity(48);
-        put_message(&mut q, fe::QUERY, |b| put_cstr(b, sql));
-        self.server_out.extend(&q);
-        self.relay.swallow_next();
-        self.pending += 1;
-        self.upstream_mode = want;
-        true
     }
 
     /// Sends upstream, in place of a refused message, one that fails there
