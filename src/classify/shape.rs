@@ -31,6 +31,7 @@ const IDENTIFIER: [bool; 256] = {
 
 /// The normalized shape of `sql`, or `None` when only the exact text may
 /// serve as the key.
+#[cfg(test)]
 pub fn shape(sql: &str) -> Option<String> {
     let mut out = String::new();
     shape_into(sql, &mut out).then_some(out)

@@ -323,7 +323,7 @@ impl Gate {
                 self.forget_if_statements_change(&d);
                 if matches!(d.decision, Decision::Deny { .. }) {
                     // Denials stop at Parse; statements that need approval
-                    // are held when executed.
+                    // are held at Bind.
                     self.count(d.kind, 1, Some(text.into_owned()), d.decision.rule());
                     return answer(&d.facts, &d.decision);
                 }
@@ -395,27 +395,33 @@ impl Gate {
                 let Ok((portal, _)) = fe::parse_execute(body) else {
                     return malformed("Execute");
                 };
-                let (d, sql, params) = match self.portals.get(portal) {
-                    Some(p) if p.approved => {
-                        let d = Arc::clone(&p.decided);
-                        self.note(&d);
-                        self.changes_catalog = d.changes_catalog;
-                        return Verdict::Forward;
-                    }
-                    Some(p) if p.decided.epoch == self.epoch => {
-                        (Arc::clone(&p.decided), p.sql.clone(), p.params.clone())
-                    }
+                let (d, sql, params, approved) = match self.portals.get(portal) {
+                    Some(p) if p.approved || p.decided.epoch == self.epoch => (
+                        Arc::clone(&p.decided),
+                        p.sql.clone(),
+                        p.params.clone(),
+                        p.approved,
+                    ),
                     // The policy changed since Bind: what Bind planned runs,
                     // decided by today's policy.
-                    Some(p) => (self.redecided(&p.decided), p.sql.clone(), p.params.clone()),
+                    Some(p) => (
+                        self.judged(Arc::clone(&p.decided.resolved)),
+                        p.sql.clone(),
+                        p.params.clone(),
+                        false,
+                    ),
                     None => (
                         self.decided(&unknown("EXECUTE", Risks::UNKNOWN_STATEMENT), &[]),
                         None,
                         Vec::new(),
+                        false,
                     ),
                 };
                 self.note(&d);
                 self.changes_catalog = d.changes_catalog;
+                if approved {
+                    return Verdict::Forward;
+                }
                 self.verdict(&d, || (shown_sql(sql), params))
             }
             fe::CLOSE => {
@@ -484,25 +490,17 @@ impl Gate {
     fn decided(&self, raw: &Arc<Facts>, params: &[u32]) -> Arc<Decided> {
         let resolved = catalog::resolve::resolve_changed(raw, &self.known, self.unsettled, params)
             .unwrap_or_else(|| Arc::clone(raw));
+        self.judged(resolved)
+    }
+
+    /// Facts already resolved against the catalog, with the functions this
+    /// policy vouches for, decided in this epoch.
+    fn judged(&self, resolved: Arc<Facts>) -> Arc<Decided> {
         let facts = self.policy.trusted(&resolved);
         let decision = self.decide(&facts);
         Arc::new(Decided::new(
             self.epoch,
             resolved,
-            facts,
-            decision,
-            &self.known,
-        ))
-    }
-
-    /// What `d`'s facts, as resolved against the catalog, mean under the
-    /// policy of this epoch.
-    fn redecided(&self, d: &Decided) -> Arc<Decided> {
-        let facts = self.policy.trusted(&d.resolved);
-        let decision = self.decide(&facts);
-        Arc::new(Decided::new(
-            self.epoch,
-            Arc::clone(&d.resolved),
             facts,
             decision,
             &self.known,
@@ -570,16 +568,17 @@ impl Gate {
     /// statement is decided again with them.
     pub fn learn_param_types(&mut self, statement: &[u8], types: Vec<u32>) {
         if let Some(p) = self.statements.get_mut(statement) {
-            let before = p.param_types.clone();
             if p.param_types.len() < types.len() {
                 p.param_types.resize(types.len(), 0);
             }
+            let mut learned = false;
             for (have, t) in p.param_types.iter_mut().zip(types) {
-                if *have == 0 {
+                if *have == 0 && t != 0 {
                     *have = t;
+                    learned = true;
                 }
             }
-            if p.param_types != before {
+            if learned {
                 p.decided = None;
             }
         }
@@ -684,10 +683,7 @@ impl Gate {
                 self.sql_prepared.insert(name.clone());
             }
         }
-        if d.facts.statements.iter().any(|s| {
-            matches!(s.command.as_str(), "PREPARE" | "DEALLOCATE" | "DISCARD")
-                || s.risks.contains(Risks::PREPARE)
-        }) {
+        if d.forgets_statements {
             self.statements.clear();
             self.portals.clear();
         }

@@ -598,13 +598,7 @@ impl Session {
             self.catalog_answered();
         }
         self.server_fatal |= seen.fatal;
-        if let Some(on) = seen.hidden_value {
-            // What the server reports is what it has, whoever changed it.
-            self.upstream_mode = if on { Mode::ReadOnly } else { Mode::ReadWrite };
-        }
-        if seen.swallowed_error {
-            self.upstream_mode = Mode::Unknown;
-        }
+        self.read_only_reported(seen.hidden_value, seen.swallowed_error);
         Ok(())
     }
 

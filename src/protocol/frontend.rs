@@ -82,24 +82,13 @@ pub struct Bind<'a> {
 }
 
 pub fn parse_bind(body: &[u8]) -> Result<Bind<'_>, Malformed> {
-    const W: &str = "Bind";
-    let mut r = Reader::new(body);
-    let portal = r.cstr(W)?;
-    let statement = r.cstr(W)?;
-    let nf = r.i16(W)?;
-    let param_formats = (0..nf).map(|_| r.i16(W)).collect::<Result<_, _>>()?;
-    let np = r.i16(W)?;
-    let mut params = Vec::with_capacity(np.max(0) as usize);
-    for _ in 0..np {
-        let len = r.i32(W)?;
-        params.push(if len < 0 {
-            None
-        } else {
-            Some(r.bytes(len as usize, W)?)
-        });
-    }
-    let nr = r.i16(W)?;
-    let result_formats = (0..nr).map(|_| r.i16(W)).collect::<Result<_, _>>()?;
+    let (mut param_formats, mut params, mut result_formats) = (Vec::new(), Vec::new(), Vec::new());
+    let (portal, statement) = walk_bind(
+        body,
+        |f| param_formats.push(f),
+        |p| params.push(p),
+        |f| result_formats.push(f),
+    )?;
     Ok(Bind {
         portal,
         statement,
@@ -113,24 +102,34 @@ pub fn parse_bind(body: &[u8]) -> Result<Bind<'_>, Malformed> {
 /// checked as [`parse_bind`] checks it, but nothing allocated: the data
 /// path needs the values only for statements a reviewer will see.
 pub fn bind_names(body: &[u8]) -> Result<(&[u8], &[u8]), Malformed> {
+    walk_bind(body, |_| {}, |_| {}, |_| {})
+}
+
+/// Reads a Bind, handing each parameter format, value (`None` is SQL NULL)
+/// and result format to its callback; returns the portal and statement.
+fn walk_bind<'a>(
+    body: &'a [u8],
+    mut param_format: impl FnMut(i16),
+    mut param: impl FnMut(Option<&'a [u8]>),
+    mut result_format: impl FnMut(i16),
+) -> Result<(&'a [u8], &'a [u8]), Malformed> {
     const W: &str = "Bind";
     let mut r = Reader::new(body);
     let portal = r.cstr(W)?;
     let statement = r.cstr(W)?;
-    let nf = r.i16(W)?;
-    for _ in 0..nf {
-        r.i16(W)?;
+    for _ in 0..r.i16(W)? {
+        param_format(r.i16(W)?);
     }
-    let np = r.i16(W)?;
-    for _ in 0..np {
+    for _ in 0..r.i16(W)? {
         let len = r.i32(W)?;
-        if len >= 0 {
-            r.bytes(len as usize, W)?;
-        }
+        param(if len < 0 {
+            None
+        } else {
+            Some(r.bytes(len as usize, W)?)
+        });
     }
-    let nr = r.i16(W)?;
-    for _ in 0..nr {
-        r.i16(W)?;
+    for _ in 0..r.i16(W)? {
+        result_format(r.i16(W)?);
     }
     Ok((portal, statement))
 }

@@ -47,9 +47,12 @@ pub(super) struct Decided {
     pub changes_lexer: bool,
     /// It may change the catalog.
     pub changes_catalog: bool,
-    /// It creates or drops prepared statements behind the protocol's back
-    /// (SQL PREPARE, DEALLOCATE, DISCARD).
+    /// It prepares, drops or forgets prepared statements behind the
+    /// protocol's back (SQL PREPARE, DEALLOCATE, DISCARD).
     pub changes_statements: bool,
+    /// It may create or drop prepared statements: what the gate remembers
+    /// of them no longer holds.
+    pub forgets_statements: bool,
 }
 
 impl Decided {
@@ -61,6 +64,10 @@ impl Decided {
         known: &Known,
     ) -> Decided {
         let risks = facts.risks();
+        let forgets_statements = facts.statements.iter().any(|s| {
+            s.risks.contains(Risks::PREPARE)
+                || matches!(s.command.as_str(), "PREPARE" | "DEALLOCATE" | "DISCARD")
+        });
         Decided {
             epoch,
             resolved,
@@ -70,11 +77,9 @@ impl Decided {
             changes_read_only: risks.contains(Risks::READ_ONLY_CHANGE),
             changes_lexer: risks.contains(Risks::LEXER_CHANGE),
             changes_catalog: catalog::may_change_catalog(&facts, known),
-            changes_statements: facts.statements.iter().any(|s| {
-                s.prepared.is_some()
-                    || s.risks.contains(Risks::PREPARE)
-                    || matches!(s.command.as_str(), "PREPARE" | "DEALLOCATE" | "DISCARD")
-            }),
+            changes_statements: forgets_statements
+                || facts.statements.iter().any(|s| s.prepared.is_some()),
+            forgets_statements,
             facts,
         }
     }

@@ -51,4 +51,17 @@ impl Session {
         self.upstream_mode = want;
         true
     }
+
+    /// What the server's answers say of its read-only default: `reported`,
+    /// the value of its last ParameterStatus for it (PostgreSQL reports
+    /// every change, whoever made it: an allowed `set_config`, a function
+    /// vouched for as a read); `failed`, a switch of the proxy's own failed.
+    pub(super) fn read_only_reported(&mut self, reported: Option<bool>, failed: bool) {
+        if let Some(on) = reported {
+            self.upstream_mode = if on { Mode::ReadOnly } else { Mode::ReadWrite };
+        }
+        if failed {
+            self.upstream_mode = Mode::Unknown;
+        }
+    }
 }
