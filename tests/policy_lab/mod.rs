@@ -167,6 +167,12 @@ impl Rejecter {
                     assert_eq!(status, 200, "list requests: {body}");
                     for r in body["items"].as_array().into_iter().flatten() {
                         let id = r["id"].as_str().unwrap_or_default();
+                        // Counted before the reject call: the held client
+                        // may hear of the rejection before this thread
+                        // hears the call's response.
+                        held.lock()
+                            .unwrap()
+                            .push(r["sql"].as_str().unwrap_or_default().to_string());
                         let reason = r#"{"reason": "bypass attempt"}"#;
                         let path = format!("/api/v1/requests/{id}/reject");
                         let (status, body) = call(admin, "POST", &path, Some(ALICE), Some(reason));
@@ -175,9 +181,6 @@ impl Rejecter {
                             status == 200 || status == 409,
                             "reject {id}: {status} {body}"
                         );
-                        held.lock()
-                            .unwrap()
-                            .push(r["sql"].as_str().unwrap_or_default().to_string());
                     }
                     std::thread::sleep(Duration::from_millis(15));
                 }
