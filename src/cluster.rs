@@ -92,8 +92,21 @@ impl TempCluster {
             child: None,
         };
         cluster.initdb(options)?;
-        cluster.start_server()?;
-        Ok(cluster)
+        // The port was free when chosen; should something have taken it
+        // since, start on another.
+        let mut tries = 0;
+        loop {
+            match cluster.start_server() {
+                Ok(()) => return Ok(cluster),
+                Err(e) if tries < 4 && format!("{e:#}").contains("could not bind") => {
+                    tries += 1;
+                    cluster.port = free_port()?;
+                    let conf = cluster.dir.join("data").join("postgresql.conf");
+                    append(&conf, &format!("port = {}\n", cluster.port))?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The loopback port the server listens on.
@@ -346,8 +359,31 @@ fn append(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody listens on right now. It is taken from below
+/// the kernel's ephemeral range where possible, so that the outgoing
+/// connections made meanwhile (which draw from that range) cannot take it
+/// before whoever asked binds it.
 pub fn free_port() -> Result<u16> {
+    use std::hash::{BuildHasher, RandomState};
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    // Not the same port twice to one process, which may not have bound
+    // the first yet.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    if low > 12000 {
+        let seed = RandomState::new();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        for attempt in 0u32..64 {
+            let pick = seed.hash_one((std::process::id(), attempt));
+            let port = 10000 + (pick % u64::from(low - 11000)) as u16;
+            if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                given.push(port);
+                return Ok(port);
+            }
+        }
+    }
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 

@@ -209,7 +209,10 @@ async fn deciding_an_executed_or_rejected_request_is_409() {
         let r = request(admin, &i);
         assert_eq!(r["status"], "executed", "{r}");
         assert_eq!(r["reviews"].as_array().unwrap().len(), 1, "{r}");
-        let trail = wait_audit(admin, &i, "execute");
+        // Two writers queue these (the session, the API): either may
+        // come first.
+        wait_audit(admin, &i, "execute");
+        let trail = wait_audit(admin, &i, "approve");
         let approvals = trail.iter().filter(|e| e["event"] == "approve").count();
         assert_eq!(approvals, 1, "refused decisions are not audited: {trail:?}");
     })
@@ -325,7 +328,13 @@ async fn deciding_an_approved_request_is_409_and_the_rerun_runs_once() {
     assert_eq!(client.execute(sql.as_str(), &[]).await.unwrap(), 1);
     assert_eq!(value(&t, 4), 1);
     let i = id.clone();
-    let r = blocking(move || wait_status(admin, &i, "executed")).await;
+    // The outcome is stored after the client has its answer.
+    let r = blocking(move || {
+        request_becomes(admin, &i, "record its run", |r| {
+            r["status"] == "executed" && !r["rows_affected"].is_null()
+        })
+    })
+    .await;
     assert_eq!(r["rows_affected"], 1, "{r}");
     // Once: a third run is held again as a new request.
     let third = tokio::spawn(async move { client.execute(sql.as_str(), &[]).await });

@@ -161,17 +161,14 @@ async fn a_session_waits_while_another_changes_the_catalog() {
     let b = proxy.connect("postgres", &db).await;
     allowed(&b, "SELECT 1 FROM t").await;
     // A creates a function, then works on before it commits.
-    let changing = tokio::spawn(async move {
-        a.batch_execute(
-            "DO $$ BEGIN
+    const CHANGE: &str = "DO $$ BEGIN
                  CREATE FUNCTION late(t) RETURNS int VOLATILE LANGUAGE sql
                      AS 'SELECT 1 FROM pg_advisory_lock(7007)';
                  PERFORM pg_sleep(0.5);
-             END $$",
-        )
-        .await
-    });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+             END $$";
+    let changing = tokio::spawn(async move { a.batch_execute(CHANGE).await });
+    // B's statement comes once A's is running on the server.
+    until_running(CHANGE).await;
     // Judged now against the old catalog, this would be forwarded as a read
     // and fail in PostgreSQL (42703: no such column yet). B waits for A
     // instead, and is judged against the catalog that has `late`.

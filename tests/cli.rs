@@ -6,6 +6,7 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -210,6 +211,23 @@ fn policies_reload_on_change_and_sighup_and_survive_broken_files() {
         .spawn()
         .unwrap();
     wait_for_port(listen, &mut child);
+    // The log, read as it is written.
+    let log = Arc::new(Mutex::new(String::new()));
+    let reader = std::thread::spawn({
+        let log = Arc::clone(&log);
+        let mut stderr = child.stderr.take().unwrap();
+        move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                log.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    });
     let run = || psql(listen, "postgres", "airlock_test", &["-Atc", "select 6*7"]);
     let out = run();
     assert!(!out.status.success());
@@ -229,7 +247,11 @@ fn policies_reload_on_change_and_sighup_and_survive_broken_files() {
         "[[rule]]\nname = \"x\"\nactoin = \"deny\"\n",
     )
     .unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !log.lock().unwrap().contains("previous policy stays") {
+        assert!(Instant::now() < deadline, "the broken file was not noticed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(stdout_ok(&run()).trim(), "42");
 
     // Fixed while the poller sleeps, then SIGHUP: reloaded at once.
@@ -247,13 +269,8 @@ fn policies_reload_on_change_and_sighup_and_survive_broken_files() {
 
     sigterm(&child);
     assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    reader.join().unwrap();
+    let log = log.lock().unwrap();
     assert!(
         log.contains("p.toml") && log.contains("line=3") && log.contains("previous policy stays"),
         "the broken file is logged with file and line:\n{log}"

@@ -180,10 +180,10 @@ async fn silent_clients_time_out() {
     let client = healthy(&proxy).await;
     let packet = startup_message(&[("user", "postgres"), ("database", "airlock_test")]);
     // One sends nothing at all, one stops half way through its packet.
+    let started = Instant::now();
     let mut silent = Wire::connect(proxy.addr);
     let mut halfway = Wire::connect(proxy.addr);
     halfway.send(&packet[..packet.len() / 2]);
-    let started = Instant::now();
     for w in [&mut silent, &mut halfway] {
         let msgs = w.closed_within(CLOSE_WITHIN);
         assert!(msgs.is_empty(), "{msgs:?}");
@@ -408,8 +408,9 @@ async fn graceful_shutdown_lets_transactions_finish() {
     let msgs = tx.simple(&format!("begin; insert into {table} values (1)"));
     assert_eq!(msgs.last().unwrap().body, b"T", "{msgs:?}");
     let mut busy = Wire::open(addr, "postgres", "airlock_test");
-    busy.send(&query(b"select pg_sleep(1)"));
-    std::thread::sleep(Duration::from_millis(100));
+    let sleep = format!("select pg_sleep(1) -- {table}");
+    busy.send(&query(sleep.as_bytes()));
+    until_running(&sleep).await;
 
     let dropper = drop_in_background(proxy);
     let msgs = idle.closed_within(CLOSE_WITHIN);
@@ -568,8 +569,9 @@ async fn cancel_requests_with_unknown_keys_do_nothing() {
 
     // The right keys do cancel: the wrong ones above were tested against a
     // working cancel path.
-    w.send(&query(b"select pg_sleep(20)"));
-    std::thread::sleep(Duration::from_millis(200));
+    let sleep = format!("select pg_sleep(20) -- {}", unique("cancel"));
+    w.send(&query(sleep.as_bytes()));
+    until_running(&sleep).await;
     let started = Instant::now();
     send_cancel(pid, secret);
     let msgs = w.until(b'Z', 1);

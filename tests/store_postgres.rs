@@ -96,7 +96,12 @@ async fn a_held_update_runs_after_approval() {
         "alice:approve"
     );
     let i = id.clone();
-    let trail = blocking(move || wait_audit(admin, &i, "execute")).await;
+    let trail = blocking(move || {
+        // The session and the API queue these; either may come first.
+        wait_audit(admin, &i, "execute");
+        wait_audit(admin, &i, "approve")
+    })
+    .await;
     let approval = trail.iter().find(|e| e["event"] == "approve").unwrap();
     assert_eq!(approval["actor"], "alice", "{trail:?}");
     assert_ne!(
@@ -221,12 +226,14 @@ async fn an_approval_through_another_proxy_wakes_the_held_statement() {
     let (status, body) = blocking(move || approve(admin_b, ALICE, &i)).await;
     assert_eq!(status, 200, "{body}");
     let approved_at = Instant::now();
-    let rows = tokio::time::timeout(Duration::from_secs(2), held)
+    // No proxy polls the store: only B's NOTIFY can wake A. The bound is
+    // generous for a loaded machine; the wake is usually within milliseconds.
+    let rows = tokio::time::timeout(Duration::from_secs(10), held)
         .await
-        .expect("the statement held on A runs within 2 s of the approval on B")
+        .expect("the statement held on A runs within 10 s of the approval on B")
         .unwrap()
         .unwrap();
-    assert!(approved_at.elapsed() < Duration::from_secs(2));
+    assert!(approved_at.elapsed() < Duration::from_secs(10));
     assert_eq!(rows, 1);
     assert_eq!(value(&t, 1), 4);
     let i = id.clone();
@@ -257,9 +264,9 @@ async fn an_approval_through_another_proxy_wakes_the_held_statement() {
     .await;
     let (status, _) = blocking(move || reject(admin_b, BOB, &id, "not now")).await;
     assert_eq!(status, 200);
-    let err = tokio::time::timeout(Duration::from_secs(2), held)
+    let err = tokio::time::timeout(Duration::from_secs(10), held)
         .await
-        .expect("the rejection through B reaches A within 2 s")
+        .expect("the rejection through B reaches A within 10 s")
         .unwrap()
         .unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{err}");
@@ -480,11 +487,16 @@ async fn each_change_is_one_event_on_every_proxy() {
     let counts = blocking(move || {
         let mut counts = Vec::new();
         for events in [&mut on_a, &mut on_b] {
-            // What arrived meanwhile is buffered in the socket.
-            let deadline = Instant::now() + Duration::from_millis(1000);
+            // What arrived meanwhile is buffered in the socket. Events
+            // come through the NOTIFY listener, even a proxy's own: wait
+            // for the first, then a second more for any duplicate.
+            let mut deadline = Instant::now() + Duration::from_secs(15);
             let mut seen = Vec::new();
             while let Some(e) = events.next(deadline) {
                 if e.id == id {
+                    if seen.is_empty() {
+                        deadline = Instant::now() + Duration::from_millis(1000);
+                    }
                     seen.push(e.name);
                 }
             }

@@ -279,14 +279,14 @@ fn backend_key_data_and_cancel_keys() {
     // Wrong keys, sent while a statement runs, cancel nothing: not through
     // the proxy with a wrong secret or pid, and not directly at the server
     // with the secret the proxy handed out (that one is the proxy's own).
-    conn.send_query("select pg_sleep(1.5)");
+    conn.send_query("select pg_sleep(5)");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(wait_until_running(
         conn.process_id as i32,
-        "select pg_sleep(1.5)",
+        "select pg_sleep(5)",
     ));
     let (pid, secret) = (conn.process_id, conn.secret_key);
     raw_session::send_cancel(proxy.port(), pid, secret ^ 0x0101_0101);

@@ -342,3 +342,29 @@ pub fn unique(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// Waits (up to 15 s) until some backend of the shared cluster is running
+/// exactly `query`: a cancel or a shutdown sent before the statement
+/// reached the server would test nothing. Give the query a unique text.
+pub async fn until_running(query: &str) {
+    let direct = connect(&direct_conninfo("postgres", "postgres")).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let n: i64 = direct
+            .query_one(
+                "select count(*) from pg_stat_activity where state = 'active' and query = $1",
+                &[&query],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{query} never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -195,15 +195,29 @@ pub fn request(admin: SocketAddr, id: &str) -> Value {
 
 /// Waits until request `id` has `status`, up to 15 s.
 pub fn wait_status(admin: SocketAddr, id: &str, status: &str) -> Value {
+    request_becomes(admin, id, &format!("become {status}"), |r| {
+        r["status"] == status
+    })
+}
+
+/// Waits until request `id` satisfies `what` (described by `desc`);
+/// returns it. Some fields (the outcome of a run) are written after the
+/// client already has its answer.
+pub fn request_becomes(
+    admin: SocketAddr,
+    id: &str,
+    desc: &str,
+    what: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let r = request(admin, id);
-        if r["status"] == status {
+        if what(&r) {
             return r;
         }
         assert!(
             Instant::now() < deadline,
-            "request {id} did not become {status}: {r}"
+            "request {id} did not {desc}: {r}"
         );
         std::thread::sleep(Duration::from_millis(30));
     }
