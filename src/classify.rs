@@ -225,6 +225,10 @@ pub struct StatementFacts {
     /// it too).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prepared: Option<String>,
+    /// For SQL `EXECUTE name` (and `EXPLAIN EXECUTE name`): the name, so
+    /// that reviewers can be shown what it was prepared as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub executed: Option<String>,
 }
 
 impl StatementFacts {
@@ -241,6 +245,7 @@ impl StatementFacts {
             user_code: Vec::new(),
             risks: Risks::NONE,
             prepared: None,
+            executed: None,
         }
     }
 

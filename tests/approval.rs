@@ -7,6 +7,7 @@
 
 mod approval_common;
 mod common;
+mod rawpg;
 
 use std::time::Duration;
 
@@ -446,4 +447,65 @@ async fn an_approved_statement_that_fails_reports_the_real_error() {
         e["outcome"], "executed",
         "a statement PostgreSQL refused is not recorded as executed: {e}"
     );
+}
+
+/// SQL EXECUTE says nothing of what it runs: the reviewer is shown what the
+/// session prepared under that name, by SQL PREPARE or by the protocol's
+/// Parse, and the approved EXECUTE runs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviewers_see_what_an_sql_execute_runs() {
+    let t = unique("ap_execute");
+    table(&t);
+    let proxy = proxy_with(|_| {});
+    let admin = proxy.admin;
+    let client = proxy.connect("postgres", "airlock_test").await;
+    // PREPARE of a write is held too; approved, it only prepares.
+    let prepare = format!("PREPARE upd AS UPDATE {t} SET v = $1 WHERE id = 1");
+    let held = tokio::spawn({
+        let prepare = prepare.clone();
+        async move { client.simple_query(&prepare).await.map(|_| client) }
+    });
+    let r = pending_async(admin, &t).await;
+    assert_eq!(r["sql"], prepare);
+    approve_ok(admin, ALICE, r["id"].as_str().unwrap());
+    let client = held.await.unwrap().unwrap();
+    assert_eq!(values(&t), [0; 5]);
+
+    let held = tokio::spawn(async move { client.simple_query("EXECUTE upd(7)").await });
+    let r = pending_async(admin, &t).await;
+    assert_eq!(
+        r["sql"],
+        format!("EXECUTE upd(7)\n-- upd was prepared as:\n--   {prepare}")
+    );
+    assert_eq!(values(&t), [0; 5]);
+    approve_ok(admin, ALICE, r["id"].as_str().unwrap());
+    held.await.unwrap().unwrap();
+    assert_eq!(values(&t), [7, 0, 0, 0, 0]);
+
+    // A statement the protocol prepared, executed from SQL.
+    let parsed = format!("UPDATE {t} SET v = $1 WHERE id = 2");
+    let mut w = rawpg::Wire::open(proxy.addr, "postgres", "airlock_test");
+    w.send(
+        &[
+            rawpg::parse(b"by_protocol", parsed.as_bytes(), &[]),
+            rawpg::sync(),
+        ]
+        .concat(),
+    );
+    let msgs = w.until(b'Z', 1);
+    assert!(rawpg::first_error(&msgs).is_none(), "{msgs:?}");
+    let run = tokio::task::spawn_blocking(move || {
+        w.send(&rawpg::query(b"EXECUTE by_protocol(8)"));
+        w.until(b'Z', 1)
+    });
+    let r = pending_async(admin, &t).await;
+    assert_eq!(
+        r["sql"],
+        format!("EXECUTE by_protocol(8)\n-- by_protocol was prepared as:\n--   {parsed}")
+    );
+    assert_eq!(values(&t), [7, 0, 0, 0, 0]);
+    approve_ok(admin, ALICE, r["id"].as_str().unwrap());
+    let msgs = run.await.unwrap();
+    assert!(rawpg::first_error(&msgs).is_none(), "{msgs:?}");
+    assert_eq!(values(&t), [7, 8, 0, 0, 0]);
 }

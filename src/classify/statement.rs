@@ -40,6 +40,9 @@ pub fn classify(node: &pb::Node) -> StatementFacts {
     f.risks.insert(risks);
     f.tables_written = written;
     apply_found(&mut f, &found, is_data_modifying(inner));
+    if let N::ExecuteStmt(e) = inner {
+        f.executed = Some(e.name.clone());
+    }
     f
 }
 
@@ -79,6 +82,7 @@ fn explain(e: &pb::ExplainStmt) -> StatementFacts {
     f.operators = inner.operators;
     f.types = inner.types;
     f.attributes = inner.attributes;
+    f.executed = inner.executed;
     f
 }
 

@@ -13,6 +13,7 @@
 
 mod decided;
 mod named;
+mod shown;
 mod text;
 
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use crate::protocol::sqlstate;
 use decided::Decided;
 pub use decided::Need;
 use named::Named;
+use shown::{portal_sql, with_executed, SqlPrepared};
 use text::decode;
 
 /// What the session does with one client message.
@@ -129,7 +131,7 @@ pub struct Gate {
     discarding: bool,
     /// Names SQL-level PREPARE used in this session: a protocol Parse of
     /// such a name may fail on the server, which keeps the SQL statement.
-    sql_prepared: std::collections::HashSet<String>,
+    sql_prepared: SqlPrepared,
     /// A decision the audit trail should record (not reads).
     noted: Option<Noted>,
     metrics: Arc<Metrics>,
@@ -285,10 +287,14 @@ impl Gate {
                         d
                     }
                 };
-                self.forget_if_statements_change(&d);
+                self.forget_if_statements_change(&d, &text);
                 self.note(&d);
                 self.changes_catalog = d.changes_catalog;
-                self.verdict(&d, || (text.into_owned(), Vec::new()))
+                let text = match self.with_prepared(Some(&*text), &d.facts) {
+                    Some(shown) => shown,
+                    None => text.into_owned(),
+                };
+                self.verdict(&d, || (text, Vec::new()))
             }
             fe::PARSE => {
                 let Ok(p) = fe::parse_parse(body) else {
@@ -320,7 +326,7 @@ impl Gate {
                     ),
                 };
                 let d = decided.unwrap_or_else(|| self.decided(&raw, &p.param_types));
-                self.forget_if_statements_change(&d);
+                self.forget_if_statements_change(&d, &text);
                 if matches!(d.decision, Decision::Deny { .. }) {
                     // Denials stop at Parse; statements that need approval
                     // are held at Bind.
@@ -384,8 +390,12 @@ impl Gate {
                 // run a portal the protocol made: nothing that needs
                 // approval is bound before it has it.
                 let d = Arc::clone(&bound.decided);
-                let (sql, params) = (bound.sql.clone(), bound.params.clone());
-                let verdict = self.verdict(&d, || (shown_sql(sql), params));
+                let sql = self.with_prepared(bound.sql.as_deref(), &d.facts);
+                let (sql, params) = (
+                    sql.or_else(|| bound.sql.clone().map(|s| s.to_string())),
+                    bound.params.clone(),
+                );
+                let verdict = self.verdict(&d, || (portal_sql(sql), params));
                 if matches!(verdict, Verdict::Hold(_)) {
                     self.held_bind = Some((portal.into(), bound));
                 }
@@ -422,7 +432,10 @@ impl Gate {
                 if approved {
                     return Verdict::Forward;
                 }
-                self.verdict(&d, || (shown_sql(sql), params))
+                let sql = self
+                    .with_prepared(sql.as_deref(), &d.facts)
+                    .or_else(|| sql.map(|s| s.to_string()));
+                self.verdict(&d, || (portal_sql(sql), params))
             }
             fe::CLOSE => {
                 if let Ok((kind, name)) = fe::parse_target(body) {
@@ -672,15 +685,28 @@ impl Gate {
         }
     }
 
+    /// For text that runs SQL `EXECUTE name`: the text with what the name
+    /// may stand for, for a reviewer (`shown`). None for anything else.
+    fn with_prepared(&self, text: Option<&str>, facts: &Facts) -> Option<String> {
+        if !facts.risks().contains(Risks::EXECUTE) {
+            return None;
+        }
+        Some(with_executed(text?, facts, &self.sql_prepared, |name| {
+            self.statements
+                .get(name.as_bytes())
+                .map(|p| Arc::clone(&p.sql))
+        }))
+    }
+
     /// SQL-level PREPARE, DEALLOCATE and DISCARD change prepared statements
     /// behind the protocol's back: what was remembered may no longer hold.
-    fn forget_if_statements_change(&mut self, d: &Decided) {
+    fn forget_if_statements_change(&mut self, d: &Decided, text: &str) {
         if !d.changes_statements {
             return;
         }
         for s in &d.facts.statements {
             if let Some(name) = &s.prepared {
-                self.sql_prepared.insert(name.clone());
+                self.sql_prepared.insert(name, text);
             }
         }
         if d.forgets_statements {
@@ -688,14 +714,6 @@ impl Gate {
             self.portals.clear();
         }
     }
-}
-
-/// The SQL a reviewer is shown for a portal.
-fn shown_sql(sql: Option<Arc<str>>) -> String {
-    sql.map_or_else(
-        || "(a statement airlock did not see prepared)".to_string(),
-        |s| s.to_string(),
-    )
 }
 
 /// The bound parameters of a Bind, decoded for a reviewer.
