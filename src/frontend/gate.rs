@@ -290,11 +290,10 @@ impl Gate {
                 self.forget_if_statements_change(&d, &text);
                 self.note(&d);
                 self.changes_catalog = d.changes_catalog;
-                let text = match self.with_prepared(Some(&*text), &d.facts) {
-                    Some(shown) => shown,
-                    None => text.into_owned(),
-                };
-                self.verdict(&d, || (text, Vec::new()))
+                let shown = self.with_prepared(Some(&*text), &d);
+                self.verdict(&d, || {
+                    (shown.unwrap_or_else(|| text.into_owned()), Vec::new())
+                })
             }
             fe::PARSE => {
                 let Ok(p) = fe::parse_parse(body) else {
@@ -390,12 +389,9 @@ impl Gate {
                 // run a portal the protocol made: nothing that needs
                 // approval is bound before it has it.
                 let d = Arc::clone(&bound.decided);
-                let sql = self.with_prepared(bound.sql.as_deref(), &d.facts);
-                let (sql, params) = (
-                    sql.or_else(|| bound.sql.clone().map(|s| s.to_string())),
-                    bound.params.clone(),
-                );
-                let verdict = self.verdict(&d, || (portal_sql(sql), params));
+                let shown = self.with_prepared(bound.sql.as_deref(), &d);
+                let (sql, params) = (bound.sql.clone(), bound.params.clone());
+                let verdict = self.verdict(&d, || (portal_sql(shown, sql), params));
                 if matches!(verdict, Verdict::Hold(_)) {
                     self.held_bind = Some((portal.into(), bound));
                 }
@@ -432,10 +428,8 @@ impl Gate {
                 if approved {
                     return Verdict::Forward;
                 }
-                let sql = self
-                    .with_prepared(sql.as_deref(), &d.facts)
-                    .or_else(|| sql.map(|s| s.to_string()));
-                self.verdict(&d, || (portal_sql(sql), params))
+                let shown = self.with_prepared(sql.as_deref(), &d);
+                self.verdict(&d, || (portal_sql(shown, sql), params))
             }
             fe::CLOSE => {
                 if let Ok((kind, name)) = fe::parse_target(body) {
@@ -686,12 +680,13 @@ impl Gate {
     }
 
     /// For text that runs SQL `EXECUTE name`: the text with what the name
-    /// may stand for, for a reviewer (`shown`). None for anything else.
-    fn with_prepared(&self, text: Option<&str>, facts: &Facts) -> Option<String> {
-        if !facts.risks().contains(Risks::EXECUTE) {
+    /// may stand for, for a reviewer (`shown`). None for anything else,
+    /// which is shown as it is.
+    fn with_prepared(&self, text: Option<&str>, d: &Decided) -> Option<String> {
+        if !d.executes {
             return None;
         }
-        Some(with_executed(text?, facts, &self.sql_prepared, |name| {
+        Some(with_executed(text?, &d.facts, &self.sql_prepared, |name| {
             self.statements
                 .get(name.as_bytes())
                 .map(|p| Arc::clone(&p.sql))

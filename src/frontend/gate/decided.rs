@@ -53,6 +53,8 @@ pub(super) struct Decided {
     /// It may create or drop prepared statements: what the gate remembers
     /// of them no longer holds.
     pub forgets_statements: bool,
+    /// It runs SQL EXECUTE: reviewers are shown what the name stands for.
+    pub executes: bool,
 }
 
 impl Decided {
@@ -80,6 +82,7 @@ impl Decided {
             changes_statements: forgets_statements
                 || facts.statements.iter().any(|s| s.prepared.is_some()),
             forgets_statements,
+            executes: risks.contains(Risks::EXECUTE),
             facts,
         }
     }

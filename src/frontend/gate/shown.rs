@@ -82,9 +82,15 @@ pub(super) fn with_executed(
     shown
 }
 
-/// The SQL a reviewer is shown for a portal.
-pub(super) fn portal_sql(sql: Option<String>) -> String {
-    sql.unwrap_or_else(|| "(a statement airlock did not see prepared)".to_string())
+/// The SQL a reviewer is shown for a portal: `shown` if the statement's
+/// text needed more (`with_executed`), else the text itself.
+pub(super) fn portal_sql(shown: Option<String>, sql: Option<Arc<str>>) -> String {
+    shown.unwrap_or_else(|| {
+        sql.map_or_else(
+            || "(a statement airlock did not see prepared)".to_string(),
+            |s| s.to_string(),
+        )
+    })
 }
 
 #[cfg(test)]
