@@ -330,7 +330,7 @@ async fn deciding_an_approved_request_is_409_and_the_rerun_runs_once() {
     let i = id.clone();
     // The outcome is stored after the client has its answer.
     let r = blocking(move || {
-        request_becomes(admin, &i, "record its run", |r| {
+        request_until(admin, &i, |r| {
             r["status"] == "executed" && !r["rows_affected"].is_null()
         })
     })

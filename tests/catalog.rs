@@ -168,7 +168,7 @@ async fn a_session_waits_while_another_changes_the_catalog() {
              END $$";
     let changing = tokio::spawn(async move { a.batch_execute(CHANGE).await });
     // B's statement comes once A's is running on the server.
-    until_running(CHANGE).await;
+    until_running(None, CHANGE).await;
     // Judged now against the old catalog, this would be forwarded as a read
     // and fail in PostgreSQL (42703: no such column yet). B waits for A
     // instead, and is judged against the catalog that has `late`.

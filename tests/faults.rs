@@ -410,7 +410,7 @@ async fn graceful_shutdown_lets_transactions_finish() {
     let mut busy = Wire::open(addr, "postgres", "airlock_test");
     let sleep = format!("select pg_sleep(1) -- {table}");
     busy.send(&query(sleep.as_bytes()));
-    until_running(&sleep).await;
+    until_running(None, &sleep).await;
 
     let dropper = drop_in_background(proxy);
     let msgs = idle.closed_within(CLOSE_WITHIN);
@@ -571,7 +571,7 @@ async fn cancel_requests_with_unknown_keys_do_nothing() {
     // working cancel path.
     let sleep = format!("select pg_sleep(20) -- {}", unique("cancel"));
     w.send(&query(sleep.as_bytes()));
-    until_running(&sleep).await;
+    until_running(None, &sleep).await;
     let started = Instant::now();
     send_cancel(pid, secret);
     let msgs = w.until(b'Z', 1);

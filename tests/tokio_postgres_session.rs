@@ -212,29 +212,6 @@ async fn parameter_status_is_reported() {
     assert_eq!(row.get::<_, &str>(0), "renamed through airlock");
 }
 
-/// Waits until the backend `pid` is running `query`, checked directly on the
-/// cluster.
-async fn wait_until_running(pid: i32, query: &str) {
-    let direct = connect(&direct_conninfo("postgres", "airlock_test")).await;
-    let deadline = Instant::now() + PROMPTLY;
-    loop {
-        let n: i64 = direct
-            .query_one(
-                "select count(*) from pg_stat_activity
-                 where pid = $1 and state = 'active' and query = $2",
-                &[&pid, &query],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if n == 1 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{query} never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn cancel_ends_a_running_query() {
     let proxy = proxy();
@@ -248,7 +225,7 @@ async fn cancel_ends_a_running_query() {
     let sql = "select pg_sleep(30)";
     let started = Instant::now();
     let (result, cancelled) = tokio::join!(client.query(sql, &[]), async {
-        wait_until_running(pid, sql).await;
+        until_running(Some(pid), sql).await;
         token.cancel_query(NoTls).await
     });
     cancelled.expect("send cancel");
@@ -284,8 +261,8 @@ fn backend_key_data_and_cancel_keys() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(wait_until_running(
-        conn.process_id as i32,
+    runtime.block_on(until_running(
+        Some(conn.process_id as i32),
         "select pg_sleep(5)",
     ));
     let (pid, secret) = (conn.process_id, conn.secret_key);
@@ -309,8 +286,8 @@ fn backend_key_data_and_cancel_keys() {
 
     // The right keys, through the proxy, do.
     conn.send_query("select pg_sleep(30)");
-    runtime.block_on(wait_until_running(
-        conn.process_id as i32,
+    runtime.block_on(until_running(
+        Some(conn.process_id as i32),
         "select pg_sleep(30)",
     ));
     let started = Instant::now();

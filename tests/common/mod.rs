@@ -343,17 +343,19 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// Waits (up to 15 s) until some backend of the shared cluster is running
-/// exactly `query`: a cancel or a shutdown sent before the statement
-/// reached the server would test nothing. Give the query a unique text.
-pub async fn until_running(query: &str) {
+/// Waits (up to 15 s) until a backend of the shared cluster (backend `pid`,
+/// if given) is running exactly `query`: a cancel or a shutdown sent before
+/// the statement reached the server would test nothing. Without a pid, give
+/// the query a unique text.
+pub async fn until_running(pid: Option<i32>, query: &str) {
     let direct = connect(&direct_conninfo("postgres", "postgres")).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
         let n: i64 = direct
             .query_one(
-                "select count(*) from pg_stat_activity where state = 'active' and query = $1",
-                &[&query],
+                "select count(*) from pg_stat_activity
+                 where state = 'active' and query = $1 and ($2::int is null or pid = $2)",
+                &[&query, &pid],
             )
             .await
             .unwrap()

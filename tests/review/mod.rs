@@ -195,20 +195,14 @@ pub fn request(admin: SocketAddr, id: &str) -> Value {
 
 /// Waits until request `id` has `status`, up to 15 s.
 pub fn wait_status(admin: SocketAddr, id: &str, status: &str) -> Value {
-    request_becomes(admin, id, &format!("become {status}"), |r| {
-        r["status"] == status
-    })
+    request_until(admin, id, |r| r["status"] == status)
 }
 
-/// Waits until request `id` satisfies `what` (described by `desc`);
-/// returns it. Some fields (the outcome of a run) are written after the
-/// client already has its answer.
-pub fn request_becomes(
-    admin: SocketAddr,
-    id: &str,
-    desc: &str,
-    what: impl Fn(&Value) -> bool,
-) -> Value {
+/// Waits until request `id` satisfies `what`, up to 15 s; returns it. Some
+/// fields (the outcome of a run) are written after the client already has
+/// its answer. (The same as approval_common's, for the binaries that use
+/// this module.)
+pub fn request_until(admin: SocketAddr, id: &str, what: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let r = request(admin, id);
@@ -217,7 +211,7 @@ pub fn request_becomes(
         }
         assert!(
             Instant::now() < deadline,
-            "request {id} did not {desc}: {r}"
+            "request {id} never got there: {r}"
         );
         std::thread::sleep(Duration::from_millis(30));
     }
