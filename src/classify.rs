@@ -127,9 +127,22 @@ risks! {
 impl Risks {
     pub const NONE: Risks = Risks(0);
 
+    /// The flags a change of a setting itself carries (`SET role`, ...),
+    /// which the policy judges by name.
+    pub const SETTING: Risks = Risks::ROLE_CHANGE
+        .with(Risks::READ_ONLY_CHANGE)
+        .with(Risks::SEARCH_PATH)
+        .with(Risks::REPLICATION_ROLE)
+        .with(Risks::LEXER_CHANGE);
+
     /// Both sets of flags (usable in constants).
     pub const fn with(self, other: Risks) -> Risks {
         Risks(self.0 | other.0)
+    }
+
+    /// These flags but `other`'s (usable in constants).
+    pub const fn without(self, other: Risks) -> Risks {
+        Risks(self.0 & !other.0)
     }
 
     #[inline]
@@ -225,10 +238,20 @@ pub struct StatementFacts {
     /// it too).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prepared: Option<String>,
+    /// Settings a SELECT changes with `set_config()` (lower case).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sets: Vec<String>,
     /// For SQL `EXECUTE name` (and `EXPLAIN EXECUTE name`): the name, so
     /// that reviewers can be shown what it was prepared as.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub executed: Option<String>,
+    /// Whether these facts follow from the values of literals, not from the
+    /// shape of the text alone (`set_config('role', ...)` is not
+    /// `set_config('jit', ...)`): such facts are never shared by statements
+    /// that differ only in their literals (see `cache`). It must follow from
+    /// the shape itself (which functions are called), never from a value.
+    #[serde(skip)]
+    pub literals_matter: bool,
 }
 
 impl StatementFacts {
@@ -246,6 +269,8 @@ impl StatementFacts {
             risks: Risks::NONE,
             prepared: None,
             executed: None,
+            sets: Vec::new(),
+            literals_matter: false,
         }
     }
 
@@ -254,10 +279,24 @@ impl StatementFacts {
         self.kind == Kind::Read && !self.risks.intersects(Risks::NOT_READ)
     }
 
+    /// A SELECT that changes settings with `set_config()` and otherwise
+    /// only reads: a session statement, as `SET` is.
+    pub fn reads_and_sets(&self) -> bool {
+        self.kind == Kind::Session
+            && !self.sets.is_empty()
+            && !self
+                .risks
+                .intersects(Risks::NOT_READ.without(Risks::SETTING))
+    }
+
     /// The kind policies match on: a `read` that is not proven to be one
-    /// (it calls an unknown function, locks rows, ...) counts as a write.
+    /// (it calls an unknown function, locks rows, ...) counts as a write;
+    /// so does a SELECT that changes settings and does more than read
+    /// besides.
     pub fn effective_kind(&self) -> Kind {
-        if self.kind == Kind::Read && !self.is_read() {
+        if (self.kind == Kind::Read && !self.is_read())
+            || (self.kind == Kind::Session && !self.sets.is_empty() && !self.reads_and_sets())
+        {
             Kind::Write
         } else {
             self.kind
@@ -295,6 +334,11 @@ pub struct Facts {
 }
 
 impl Facts {
+    /// Whether any statement's facts follow from the values of literals.
+    pub fn literals_matter(&self) -> bool {
+        self.statements.iter().any(|s| s.literals_matter)
+    }
+
     /// Facts for text that is not valid SQL (or not decodable): never a read.
     pub fn unparseable(error: impl Into<String>) -> Facts {
         let mut s = StatementFacts::new(Kind::Utility, "UNPARSEABLE");

@@ -150,3 +150,116 @@ async fn explain_execute_does_not_plan_a_held_statement() {
     }
     lab.finish();
 }
+
+/// Steps of one SQL-EXECUTE attempt: raw messages, each sent and read up
+/// to its ReadyForQuery.
+fn steps(table: &str) -> Vec<Vec<u8>> {
+    let w = format!("DELETE FROM {table} WHERE id > 0");
+    let sync_after = |m: Vec<u8>| [m, sync()].concat();
+    vec![
+        // A protocol statement `w` that deletes (needs approval at Bind:
+        // its Parse passes).
+        sync_after(parse(b"w", w.as_bytes(), &[])),
+        // A DEALLOCATE that fails in an aborted block: `w` stays.
+        query(b"BEGIN"),
+        query(b"SELECT 1/0"),
+        query(b"DEALLOCATE w"),
+        query(b"ROLLBACK"),
+        // A read under the same name: the server refuses it (42P05).
+        query(b"PREPARE w AS SELECT 1"),
+        // Run the name inside a block (no backstop there) and outside.
+        query(b"BEGIN; EXECUTE w; COMMIT"),
+        query(b"EXECUTE w"),
+    ]
+}
+
+/// SQL EXECUTE of a name counts as a read only when every statement the
+/// name may stand for is one. Here the name is first a protocol statement
+/// that deletes; a DEALLOCATE of it fails (aborted block) and a PREPARE of
+/// a read under the name fails (taken): the server still runs the delete.
+/// Shown to delete when sent straight to PostgreSQL; through the proxy,
+/// nothing changes.
+#[tokio::test]
+async fn sql_execute_of_a_name_that_may_still_be_a_write_is_no_read() {
+    let mut lab = Lab::new().await;
+    let s = lab.schema.clone();
+    let count = format!("SELECT count(*)::text FROM {s}.victim");
+    // Positive control: straight to PostgreSQL the rows go.
+    let mut direct = Wire::open(
+        format!("127.0.0.1:{}", common::pg().port).parse().unwrap(),
+        "postgres",
+        policy_lab::DB,
+    );
+    direct.simple(&format!(
+        "BEGIN; CREATE TEMP TABLE c AS SELECT * FROM {s}.victim"
+    ));
+    direct.simple("COMMIT");
+    // The control runs on a copy of the table, in a session of its own.
+    for m in steps("pg_temp.c") {
+        direct.send(&m);
+        direct.until(b'Z', 1);
+    }
+    assert_eq!(
+        direct.values("SELECT count(*)::text FROM pg_temp.c"),
+        ["0"],
+        "the positive control deletes"
+    );
+    let before = lab.fingerprint().await;
+    let mut w = lab.raw_attacker(&[]);
+    let mut outcomes = Vec::new();
+    for m in steps(&format!("{s}.victim")) {
+        w.send(&m);
+        outcomes.push(outcome(&w.until(b'Z', 1)));
+    }
+    let executes = &outcomes[outcomes.len() - 2..];
+    for o in executes {
+        match o {
+            Err((code, _)) if code == "42501" || code == "25006" => {}
+            other => lab.fail(format!("EXECUTE w through the proxy: {other:?}")),
+        }
+    }
+    lab.finish_raw(w).await;
+    let label = format!("EXECUTE of a name still bound to a write: {outcomes:?}");
+    lab.check_after(&label, &before).await;
+    let n: String = lab.admin.query_one(&count, &[]).await.unwrap().get(0);
+    assert_eq!(n, "20");
+    lab.attempts += 1;
+    lab.finish();
+}
+
+/// pg_dump's way: PREPARE its catalog reads, then EXECUTE them, in its
+/// READ ONLY transaction and outside one; it runs unheld, in the simple
+/// and the extended protocol. An EXECUTE whose arguments write, or of a
+/// name that was prepared both as a read and as a write, does not.
+#[tokio::test]
+async fn sql_execute_of_reads_runs_unheld() {
+    let mut lab = Lab::new().await;
+    lab.simple(
+        "PREPARE rd(int) AS SELECT v FROM victim WHERE id = $1",
+        Allowed,
+    )
+    .await;
+    lab.simple("EXECUTE rd(3)", Allowed).await;
+    lab.simple(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; EXECUTE rd(4); COMMIT",
+        Allowed,
+    )
+    .await;
+    lab.in_block("EXECUTE rd(5)", Allowed).await;
+    lab.extended("EXECUTE rd(6)", &[], Allowed).await;
+    lab.simple("EXPLAIN (COSTS OFF) EXECUTE rd(7)", Allowed)
+        .await;
+    lab.simple("EXECUTE rd(nextval('seq')::int)", Refused).await;
+    lab.in_block("EXECUTE rd({s}.evil())", Refused).await;
+    let held = lab.rejecter.count();
+    // The same name prepared again as a write (refused by the server, as
+    // the name is taken, but the proxy cannot know that for sure).
+    lab.simple(
+        "PREPARE rd(int) AS DELETE FROM victim WHERE id = $1",
+        Refused,
+    )
+    .await;
+    lab.in_block("EXECUTE rd(8)", Refused).await;
+    assert!(lab.rejecter.count() > held);
+    lab.finish();
+}

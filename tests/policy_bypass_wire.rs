@@ -299,7 +299,7 @@ async fn a_reused_statement_name_does_not_launder_a_write() {
         "DELETE FROM victim WHERE id > 0",
         "SELECT pg_advisory_lock(4711)",
         "SELECT nextval('seq')",
-        "SELECT set_config('default_transaction_read_only', 'off', false)",
+        "SELECT set_config(name, 'off', false) FROM pg_settings WHERE name = 'default_transaction_read_only'",
     ] {
         let label = format!("[reused name] {write}");
         let mut w = lab.raw_attacker(&[]);

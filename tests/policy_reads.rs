@@ -410,3 +410,82 @@ fn pgjdbc_database_metadata_matches_a_direct_connection() {
             .collect::<Vec<_>>()
     );
 }
+
+/// `set_config()` with constant arguments is the SET it performs: what
+/// drivers and pg_dump send on connect runs unheld and takes effect, in
+/// both protocols; changing identity or the read-only settings that way is
+/// denied as SET is; and a set_config that also reads a table, or whose
+/// arguments are not constants, is not a read (the reviewer rejects it).
+#[tokio::test]
+async fn set_config_is_judged_as_the_set_it_performs() {
+    let s = schema();
+    let proxy = shipped_proxy();
+    let reviewer = Rejecter::start(proxy.admin);
+    let via = connect(&proxy.conninfo("postgres", DB)).await;
+    let on_connect = [
+        // asyncpg, before it introspects array and composite types.
+        (
+            "SELECT current_setting('jit') AS cur, set_config('jit', 'off', false) AS new",
+            "jit",
+            "off",
+        ),
+        // psycopg 3 and Django with time zones.
+        (
+            "SELECT set_config('TimeZone', 'UTC', false)",
+            "TimeZone",
+            "UTC",
+        ),
+        // pg_dump and pg_dumpall.
+        (
+            "SELECT pg_catalog.set_config('search_path', '', false)",
+            "search_path",
+            "",
+        ),
+        (
+            "SELECT set_config('application_name', 'airlock-test', false)",
+            "application_name",
+            "airlock-test",
+        ),
+    ];
+    for (sql, name, want) in on_connect {
+        via.simple_query("RESET ALL").await.ok();
+        via.simple_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("[simple] {sql}: {e}"));
+        let shown: String = via
+            .query_one(&format!("SHOW {name}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(shown, want, "after {sql}");
+        via.query(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("[extended] {sql}: {e}"));
+    }
+    for sql in [
+        "SELECT set_config('default_transaction_read_only', 'off', false)",
+        "SELECT set_config('role', 'postgres', false)",
+        "SELECT set_config('search_path', 'public, pg_catalog', false)",
+        "SELECT set_config('session_replication_role', 'replica', false)",
+    ] {
+        let e = via.simple_query(sql).await.expect_err(sql);
+        assert_eq!(
+            e.code(),
+            Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}: {e}"
+        );
+    }
+    assert!(
+        reviewer.held.lock().unwrap().is_empty(),
+        "nothing above is held"
+    );
+    let not_reads = [
+        format!("SELECT set_config('jit', 'off', false), owner FROM {s}.accounts"),
+        "SELECT set_config(name, 'off', false) FROM pg_settings WHERE name = 'jit'".to_string(),
+    ];
+    for sql in &not_reads {
+        via.simple_query(sql).await.expect_err(sql);
+    }
+    let held = reviewer.held.lock().unwrap().clone();
+    assert_eq!(held.len(), not_reads.len(), "held: {held:#?}");
+}

@@ -233,7 +233,9 @@ pub fn may_change_catalog(facts: &Facts, known: &Known) -> bool {
         match s.kind {
             // COMMIT PREPARED makes another transaction's changes visible.
             Kind::Transaction => s.risks.contains(Risks::TWO_PHASE),
-            Kind::Session => false,
+            // SET changes no catalog; a SELECT of set_config() that
+            // reaches user code may.
+            Kind::Session => !s.sets.is_empty() && s.risks.intersects(OPAQUE),
             Kind::Ddl => true,
             Kind::Utility => !matches!(
                 s.command.as_str(),

@@ -106,6 +106,9 @@ const VOLATILE_READS: &[&str] = &[
     "pg_control_init",
     "pg_control_recovery",
     "pg_control_system",
+    // Names the transaction's snapshot for others to share (pg_dump -j);
+    // allowed in read-only transactions.
+    "pg_export_snapshot",
 ];
 
 /// Functions of contrib extensions PostgreSQL marks volatile only because
@@ -203,7 +206,6 @@ pub fn has_side_effects(name: &str) -> bool {
         "pg_logical_emit_message",
         "txid_current",
         "pg_current_xact_id",
-        "pg_export_snapshot",
         "pg_import_system_collations",
         "query_to_xml",
         "query_to_xml_and_xmlschema",

@@ -75,6 +75,12 @@ pub fn classify_cached(sql: &str) -> Arc<Facts> {
             return Arc::clone(hit);
         }
         let facts = Arc::new(classify(sql));
+        // Facts that depend on literal values are never shared by shape;
+        // such statements are rare (settings made on connect), so they are
+        // simply not cached.
+        if facts.literals_matter() {
+            return facts;
+        }
         let size = cost(key, &facts);
         while c.bytes + size > BUDGET {
             let Some(old) = c.order.pop_front() else {
@@ -104,6 +110,22 @@ pub fn stats() -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn facts_that_depend_on_literals_are_not_shared_by_shape() {
+        let jit = classify_cached("SELECT set_config('jit', 'off', false)");
+        assert!(jit.is_read() || jit.statements[0].reads_and_sets());
+        let role = classify_cached("SELECT set_config('role', 'off', false)");
+        assert!(role.risks().contains(crate::classify::Risks::ROLE_CHANGE));
+        let again = classify_cached("SELECT set_config('jit', 'off', false)");
+        assert!(!again.risks().contains(crate::classify::Risks::ROLE_CHANGE));
+        let odd = classify_cached("SELECT set_config('role', 'x', 'neither')");
+        assert!(odd
+            .risks()
+            .contains(crate::classify::Risks::SIDE_EFFECT_FUNCTION));
+        let role = classify_cached("SELECT set_config('role', 'x', 'on')");
+        assert!(role.risks().contains(crate::classify::Risks::ROLE_CHANGE));
+    }
 
     #[test]
     fn same_shape_hits_and_facts_match() {

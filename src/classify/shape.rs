@@ -3,7 +3,9 @@
 //!
 //! This lexer is deliberately small and conservative. It replaces literals
 //! only in statements that begin with SELECT, INSERT, UPDATE, DELETE, WITH,
-//! VALUES or TABLE, whose facts cannot depend on a literal's value, and it
+//! VALUES or TABLE, whose facts depend on a literal's value only where the
+//! classifier says so (`StatementFacts::literals_matter`: the cache then
+//! keeps no entry), and it
 //! gives up (the exact text becomes the key) on anything whose lexing could
 //! differ from PostgreSQL's: comments, dollar quotes, escape, Unicode, bit
 //! and national strings, backslashes (their meaning depends on

@@ -10,6 +10,9 @@ use super::builtins;
 use super::tree::{self, Found};
 use super::{Kind, Risks, StatementFacts};
 
+/// `AccessShareLock` (PostgreSQL's lockdefs.h), the mode of a LockStmt.
+const ACCESS_SHARE_LOCK: i32 = 1;
+
 /// Classifies one statement node (a RawStmt's `stmt`).
 pub fn classify(node: &pb::Node) -> StatementFacts {
     let Some(inner) = node.node.as_ref() else {
@@ -40,6 +43,7 @@ pub fn classify(node: &pb::Node) -> StatementFacts {
     f.risks.insert(risks);
     f.tables_written = written;
     apply_found(&mut f, &found, is_data_modifying(inner));
+    apply_settings(&mut f, &found);
     if let N::ExecuteStmt(e) = inner {
         f.executed = Some(e.name.clone());
     }
@@ -108,7 +112,12 @@ fn is_data_modifying(n: &N) -> bool {
 fn apply_found(f: &mut StatementFacts, found: &Found, top_is_dml: bool) {
     for (schema, name) in &found.functions {
         let shown = qualify(schema, name);
-        if !builtins::is_safe_function(schema.as_deref(), name) {
+        // `set_config` with constant arguments is judged as the SET it is
+        // (`apply_settings`).
+        let setting = name == "set_config"
+            && matches!(schema.as_deref(), None | Some("pg_catalog"))
+            && !found.dynamic_set_config;
+        if !setting && !builtins::is_safe_function(schema.as_deref(), name) {
             if builtins::has_side_effects(name) {
                 f.risks.insert(Risks::SIDE_EFFECT_FUNCTION);
             } else {
@@ -178,6 +187,38 @@ fn apply_found(f: &mut StatementFacts, found: &Found, top_is_dml: bool) {
         if !f.tables_written.contains(r) && !f.tables_read.contains(r) {
             f.tables_read.push(r.clone());
         }
+    }
+}
+
+/// `set_config()` with constant arguments is SET: the same flags, and a
+/// SELECT of nothing but constants and built-ins is a session statement,
+/// as SET is.
+fn apply_settings(f: &mut StatementFacts, found: &Found) {
+    // Whatever the arguments, a call of any function of that name: the
+    // setting named decides.
+    f.literals_matter |= found.functions.iter().any(|(_, n)| n == "set_config");
+    if found.settings.is_empty() {
+        return;
+    }
+    for s in &found.settings {
+        let elements = split_identifiers(&s.value);
+        f.risks.insert(setting_risks(&s.name, elements.as_deref()));
+        if !f.sets.contains(&s.name) {
+            f.sets.push(s.name.clone());
+        }
+    }
+    // Only a SELECT of no relation is the SET alone: one that reads tables
+    // too must stay under the rules for those tables, so it is no read
+    // either.
+    if !found.dynamic_set_config
+        && f.kind == Kind::Read
+        && f.command == "SELECT"
+        && f.tables_read.is_empty()
+        && !f.risks.intersects(Risks::NOT_READ.without(Risks::SETTING))
+    {
+        f.kind = Kind::Session;
+    } else {
+        f.risks.insert(Risks::SIDE_EFFECT_FUNCTION);
     }
 }
 
@@ -295,6 +336,10 @@ fn top_level(n: &N, found: &Found) -> (Kind, &'static str, Risks, Vec<String>) {
         N::NotifyStmt(_) => (Write, "NOTIFY", Risks::NOTIFY, vec![]),
         N::FetchStmt(f) => (Read, if f.ismove { "MOVE" } else { "FETCH" }, none, vec![]),
         N::ClosePortalStmt(_) => (Read, "CLOSE CURSOR", none, vec![]),
+        // ACCESS SHARE is the lock every SELECT takes (pg_dump takes it up
+        // front, in its read-only transaction): a read of those tables.
+        // Every stronger mode blocks others' writes.
+        N::LockStmt(l) if l.mode == ACCESS_SHARE_LOCK => (Read, "LOCK TABLE", none, vec![]),
         N::LockStmt(_) => (Utility, "LOCK TABLE", Risks::LOCKING, vec![]),
         N::CheckPointStmt(_) => (Utility, "CHECKPOINT", none, vec![]),
         N::VacuumStmt(v) => (
@@ -405,23 +450,10 @@ fn copy(c: &pb::CopyStmt, found: &Found) -> (Kind, &'static str, Risks, Vec<Stri
 
 fn set(v: &pb::VariableSetStmt) -> (Kind, &'static str, Risks, Vec<String>) {
     let name = v.name.to_ascii_lowercase();
-    let mut r = Risks::NONE;
     let kind = v.kind;
+    let mut r = Risks::NONE;
     if kind == VariableSetKind::VarResetAll as i32 {
         r.insert(Risks::READ_ONLY_CHANGE | Risks::LEXER_CHANGE);
-    }
-    // Settings that change how the server reads the next statement's text.
-    if matches!(
-        name.as_str(),
-        "client_encoding" | "names" | "standard_conforming_strings" | "backslash_quote"
-    ) {
-        r.insert(Risks::LEXER_CHANGE);
-    }
-    if matches!(name.as_str(), "role" | "session_authorization") {
-        r.insert(Risks::ROLE_CHANGE);
-    }
-    if is_read_only_setting(&name) {
-        r.insert(Risks::READ_ONLY_CHANGE);
     }
     if kind == VariableSetKind::VarSetMulti as i32 {
         // SET TRANSACTION / SET SESSION CHARACTERISTICS AS TRANSACTION ...
@@ -433,15 +465,20 @@ fn set(v: &pb::VariableSetStmt) -> (Kind, &'static str, Risks, Vec<String>) {
             }
         }
     }
-    if name == "search_path" && !pg_catalog_first(&v.args) {
-        r.insert(Risks::SEARCH_PATH);
-    }
-    // `replica` and `local` switch off ordinary triggers and rules, foreign
-    // keys among them, for every later write of the session: an approved
-    // write would run without what reviewers expect of it.
-    if name == "session_replication_role" {
-        r.insert(Risks::REPLICATION_ROLE);
-    }
+    let values: Vec<String> = v
+        .args
+        .iter()
+        .filter_map(|a| match a.node.as_ref() {
+            Some(N::AConst(c)) => match c.val.as_ref() {
+                Some(pb::a_const::Val::Sval(s)) => Some(s.sval.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    // Each of SET's values is one element of a list setting, whatever it
+    // contains (the server quotes it as a name).
+    r.insert(setting_risks(&name, Some(&values)));
     let command = if kind == VariableSetKind::VarReset as i32
         || kind == VariableSetKind::VarResetAll as i32
     {
@@ -452,27 +489,83 @@ fn set(v: &pb::VariableSetStmt) -> (Kind, &'static str, Risks, Vec<String>) {
     (Kind::Session, command, r, vec![])
 }
 
+/// The flags a change of the setting `name` (lower case) carries, however
+/// it is made: `SET`, `SET LOCAL`, `RESET`, or `set_config()`. `elements`
+/// are the elements of the list it is set to (for `search_path`), `None`
+/// if the server would not read it as a list.
+pub(super) fn setting_risks(name: &str, elements: Option<&[String]>) -> Risks {
+    let mut r = Risks::NONE;
+    // Settings that change how the server reads the next statement's text.
+    if matches!(
+        name,
+        "client_encoding" | "names" | "standard_conforming_strings" | "backslash_quote"
+    ) {
+        r.insert(Risks::LEXER_CHANGE);
+    }
+    if matches!(name, "role" | "session_authorization") {
+        r.insert(Risks::ROLE_CHANGE);
+    }
+    if is_read_only_setting(name) {
+        r.insert(Risks::READ_ONLY_CHANGE);
+    }
+    // Unreadable as a list: as if pg_catalog came late.
+    if name == "search_path" && !elements.is_some_and(pg_catalog_first) {
+        r.insert(Risks::SEARCH_PATH);
+    }
+    // `replica` and `local` switch off ordinary triggers and rules, foreign
+    // keys among them, for every later write of the session: an approved
+    // write would run without what reviewers expect of it.
+    if name == "session_replication_role" {
+        r.insert(Risks::REPLICATION_ROLE);
+    }
+    r
+}
+
 /// A search_path that names pg_catalog anywhere but first lets functions in
-/// other schemas shadow built-ins.
-fn pg_catalog_first(args: &[pb::Node]) -> bool {
-    let names: Vec<String> = args
-        .iter()
-        .filter_map(|a| match a.node.as_ref() {
-            Some(N::AConst(c)) => match c.val.as_ref() {
-                Some(pb::a_const::Val::Sval(s)) => Some(s.sval.to_ascii_lowercase()),
-                _ => None,
-            },
-            _ => None,
-        })
-        .flat_map(|s| {
-            s.split(',')
-                .map(|p| p.trim().trim_matches('"').to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    match names.iter().position(|n| n == "pg_catalog") {
+/// other schemas shadow built-ins. `schemas` are the path's elements.
+fn pg_catalog_first(schemas: &[String]) -> bool {
+    match schemas.iter().position(|n| n == "pg_catalog") {
         None | Some(0) => true,
         Some(_) => false,
+    }
+}
+
+/// The elements of a list setting given as one string (`set_config`,
+/// `search_path` in a startup packet), read as the server's
+/// SplitIdentifierString reads it: separated by commas, unquoted names
+/// folded to lower case, `"..."` kept as written with `""` for a quote.
+/// `None` if the server would reject it.
+pub(super) fn split_identifiers(list: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut chars = list.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_ascii_whitespace()).is_some() {}
+        let mut name = String::new();
+        if chars.next_if_eq(&'"').is_some() {
+            loop {
+                match chars.next()? {
+                    '"' if chars.next_if_eq(&'"').is_some() => name.push('"'),
+                    '"' => break,
+                    c => name.push(c),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| *c != ',' && !c.is_ascii_whitespace()) {
+                name.push(c.to_ascii_lowercase());
+            }
+            if name.is_empty() && chars.peek().is_some() {
+                return None;
+            }
+        }
+        while chars.next_if(|c| c.is_ascii_whitespace()).is_some() {}
+        if !name.is_empty() || !out.is_empty() || chars.peek().is_some() {
+            out.push(name);
+        }
+        match chars.next() {
+            None => return Some(out),
+            Some(',') => continue,
+            Some(_) => return None,
+        }
     }
 }
 

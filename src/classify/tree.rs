@@ -34,6 +34,52 @@ pub struct Found {
     /// An EXECUTE of a prepared statement, at any depth (`CREATE TABLE ...
     /// AS EXECUTE`).
     pub execute: bool,
+    /// Calls of `set_config` with constant arguments: what SET they amount
+    /// to. Each is in `functions` too.
+    pub settings: Vec<Setting>,
+    /// A call of `set_config` whose arguments are not all constants.
+    pub dynamic_set_config: bool,
+}
+
+/// `set_config(name, value, is_local)` with constant arguments: the same as
+/// `SET [LOCAL] name = value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// Lower case, as the server compares setting names.
+    pub name: String,
+    pub value: String,
+    pub local: bool,
+}
+
+/// The setting a `set_config` call with constant arguments makes.
+fn setting_of(call: &Value) -> Option<Setting> {
+    let args = call.get("args")?.as_array()?;
+    let [name, value, local] = args.as_slice() else {
+        return None;
+    };
+    let text = |v: &Value| {
+        v.pointer("/node/AConst/val/Sval/sval")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let local = match local.pointer("/node/AConst") {
+        Some(c) if c.pointer("/val/Boolval").is_some() => c
+            .pointer("/val/Boolval/boolval")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        // A string the server reads as a boolean.
+        Some(_) => match text(local)?.trim().to_ascii_lowercase().as_str() {
+            "t" | "tr" | "tru" | "true" | "y" | "ye" | "yes" | "on" | "1" => true,
+            "f" | "fa" | "fal" | "fals" | "false" | "n" | "no" | "of" | "off" | "0" => false,
+            _ => return None,
+        },
+        None => return None,
+    };
+    Some(Setting {
+        name: text(name)?.to_ascii_lowercase(),
+        value: text(value)?,
+        local,
+    })
 }
 
 /// The walk: what it found, and the names of the common table expressions
@@ -143,6 +189,14 @@ impl Walker {
                         // overload can match better.
                         if name.1 == "json_object" {
                             name.0 = None;
+                        }
+                        if name.1 == "set_config"
+                            && matches!(name.0.as_deref(), None | Some("pg_catalog"))
+                        {
+                            match setting_of(child) {
+                                Some(s) => found.settings.push(s),
+                                None => found.dynamic_set_config = true,
+                            }
                         }
                         found.functions.push(name);
                     }

@@ -12,6 +12,7 @@
 //! approved, the portal runs however often it is executed.
 
 mod decided;
+mod executed;
 mod named;
 mod shown;
 mod text;
@@ -30,8 +31,9 @@ use crate::protocol::params;
 use crate::protocol::sqlstate;
 use decided::Decided;
 pub use decided::Need;
+use executed::{SqlPrepared, Tracked};
 use named::Named;
-use shown::{portal_sql, with_executed, SqlPrepared};
+use shown::{portal_sql, with_executed};
 use text::decode;
 
 /// What the session does with one client message.
@@ -289,7 +291,7 @@ impl Gate {
                 };
                 self.forget_if_statements_change(&d, &text);
                 self.note(&d);
-                self.changes_catalog = d.changes_catalog;
+                self.catalog_may_change(&d);
                 let shown = self.with_prepared(Some(&*text), &d);
                 self.verdict(&d, || {
                     (shown.unwrap_or_else(|| text.into_owned()), Vec::new())
@@ -424,7 +426,7 @@ impl Gate {
                     ),
                 };
                 self.note(&d);
-                self.changes_catalog = d.changes_catalog;
+                self.catalog_may_change(&d);
                 if approved {
                     return Verdict::Forward;
                 }
@@ -434,6 +436,9 @@ impl Gate {
             fe::CLOSE => {
                 if let Ok((kind, name)) = fe::parse_target(body) {
                     if kind == b'S' {
+                        if let Some(p) = self.statements.get(name).filter(|_| !name.is_empty()) {
+                            self.sql_prepared.forget_protocol(name, &p.sql);
+                        }
                         self.statements.remove(name);
                     } else {
                         self.portals.remove(name);
@@ -447,6 +452,9 @@ impl Gate {
                 match self.decide(&facts) {
                     Decision::Allow { .. } => {
                         self.changes_catalog = true;
+                        if self.sql_prepared.mark_opaque() {
+                            self.epoch += 1;
+                        }
                         Verdict::Forward
                     }
                     d => answer(
@@ -472,6 +480,16 @@ impl Gate {
         self.changes_lexer = d.changes_lexer;
     }
 
+    /// The message about to be forwarded may change the catalog, and run
+    /// user code that prepares statements unseen.
+    #[inline]
+    fn catalog_may_change(&mut self, d: &Decided) {
+        self.changes_catalog = d.changes_catalog;
+        if d.changes_catalog && self.sql_prepared.mark_opaque() {
+            self.epoch += 1;
+        }
+    }
+
     /// What the session knows of the catalog now.
     #[inline]
     pub fn set_catalog(&mut self, known: &Known) {
@@ -495,6 +513,25 @@ impl Gate {
     /// vouches for (`params`: the parameter types a Parse declared), and
     /// decided.
     fn decided(&self, raw: &Arc<Facts>, params: &[u32]) -> Arc<Decided> {
+        let executed = raw
+            .statements
+            .iter()
+            .any(|s| s.executed.is_some())
+            .then(|| {
+                self.sql_prepared.as_executed(raw, |name| {
+                    match self.statements.get(name.as_bytes()) {
+                        None => Tracked::None,
+                        // Kept as either of two statements (42P05).
+                        Some(p) if p.facts.risks().contains(Risks::UNKNOWN_STATEMENT) => {
+                            Tracked::Unknown
+                        }
+                        Some(p) => Tracked::Text(&p.sql),
+                    }
+                })
+            })
+            .flatten()
+            .map(Arc::new);
+        let raw = executed.as_ref().unwrap_or(raw);
         let resolved = catalog::resolve::resolve_changed(raw, &self.known, self.unsettled, params)
             .unwrap_or_else(|| Arc::clone(raw));
         self.judged(resolved)
@@ -705,9 +742,13 @@ impl Gate {
             }
         }
         if d.forgets_statements {
-            self.statements.clear();
+            for (name, p) in self.statements.drain_named() {
+                self.sql_prepared.forget_protocol(&name, &p.sql);
+            }
             self.portals.clear();
         }
+        // What EXECUTE of a name means may have changed.
+        self.epoch += 1;
     }
 }
 

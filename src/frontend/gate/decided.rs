@@ -82,7 +82,7 @@ impl Decided {
             changes_statements: forgets_statements
                 || facts.statements.iter().any(|s| s.prepared.is_some()),
             forgets_statements,
-            executes: risks.contains(Risks::EXECUTE),
+            executes: facts.statements.iter().any(|s| s.executed.is_some()),
             facts,
         }
     }
@@ -97,6 +97,19 @@ impl Decided {
 /// The mode `facts` need.
 fn need_of(facts: &Facts) -> Need {
     if facts.is_read() {
+        return Need::ReadOnly;
+    }
+    // A SELECT that reads and changes ordinary settings runs where writes
+    // are refused, as a read does.
+    if facts.error.is_none()
+        && facts.statements.iter().all(|s| {
+            s.is_read()
+                || (s.reads_and_sets()
+                    && !s
+                        .risks
+                        .intersects(Risks::READ_ONLY_CHANGE | Risks::ROLE_CHANGE))
+        })
+    {
         return Need::ReadOnly;
     }
     let neutral = facts.statements.iter().all(|s| match s.kind {

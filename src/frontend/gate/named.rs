@@ -57,6 +57,13 @@ impl<T> Named<T> {
         }
     }
 
+    /// Takes every named entry out, leaving the map empty (the unnamed
+    /// one is dropped).
+    pub fn drain_named(&mut self) -> impl Iterator<Item = (Box<[u8]>, T)> + '_ {
+        self.unnamed = None;
+        self.named.drain()
+    }
+
     #[inline]
     pub fn clear(&mut self) {
         self.unnamed = None;

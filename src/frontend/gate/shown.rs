@@ -5,36 +5,11 @@
 //! the server holds (a PREPARE or a protocol Parse of a name that was taken
 //! fails there), so it shows each of them.
 
-use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
 
+use super::executed::SqlPrepared;
 use crate::classify::Facts;
-
-/// At most this many SQL texts are kept per name SQL PREPARE used.
-const KEPT_PER_NAME: usize = 4;
-
-/// The texts that SQL PREPARE gave each name in this session, oldest first.
-#[derive(Default)]
-pub(super) struct SqlPrepared(HashMap<String, Vec<Arc<str>>>);
-
-impl SqlPrepared {
-    pub fn contains(&self, name: &str) -> bool {
-        self.0.contains_key(name)
-    }
-
-    /// `name` was (perhaps) prepared by `text`, a message's SQL.
-    pub fn insert(&mut self, name: &str, text: &str) {
-        let texts = self.0.entry(name.to_string()).or_default();
-        if texts.iter().any(|t| **t == *text) {
-            return;
-        }
-        if texts.len() == KEPT_PER_NAME {
-            texts.remove(0);
-        }
-        texts.push(Arc::from(text));
-    }
-}
 
 /// `text` with, for each name it EXECUTEs, what that name may be: the
 /// texts of SQL PREPAREs and the protocol-prepared statement of that name
@@ -56,7 +31,7 @@ pub(super) fn with_executed(
             continue;
         }
         seen.push(name);
-        let mut candidates: Vec<Arc<str>> = sql.0.get(name).cloned().unwrap_or_default();
+        let mut candidates: Vec<Arc<str>> = sql.sql_texts(name).to_vec();
         candidates.extend(protocol(name));
         let _ = match candidates.len() {
             0 => write!(
@@ -123,7 +98,7 @@ mod tests {
         for i in 0..10 {
             sql.insert("s1", &format!("PREPARE s1 AS SELECT {i}"));
         }
-        assert_eq!(sql.0["s1"].len(), KEPT_PER_NAME);
+        assert_eq!(sql.sql_texts("s1").len(), 4);
         assert!(sql.contains("s1") && !sql.contains("s2"));
     }
 }
