@@ -70,11 +70,7 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn cstr(&mut self, what: &'static str) -> Result<&'a [u8], Malformed> {
-        let nul = self
-            .buf
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(Malformed(what))?;
+        let nul = memchr::memchr(0, self.buf).ok_or(Malformed(what))?;
         let (s, rest) = self.buf.split_at(nul);
         self.buf = &rest[1..];
         Ok(s)

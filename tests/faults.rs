@@ -279,7 +279,8 @@ async fn messages_over_max_message_size() {
     assert!(first_error(&msgs).is_none(), "{msgs:?}");
     assert_eq!(w.values("select length(t) from big"), ["20000"]);
 
-    // Over it: a Query, and a Parse, each ends the session.
+    // Over it: a Query, and a Parse, each ends the session with 54000
+    // (program_limit_exceeded), as the server's own limits do.
     for (what, msg) in [
         ("Query", query(sql(4200).as_bytes())),
         ("Parse", parse(b"", sql(5000).as_bytes(), &[])),
@@ -289,7 +290,7 @@ async fn messages_over_max_message_size() {
         let pid = w.pid;
         w.send(&msg);
         let msgs = w.closed_within(CLOSE_WITHIN);
-        let m = assert_fatal(&msgs, "08P01", what);
+        let m = assert_fatal(&msgs, "54000", what);
         assert!(m.field(b'M').unwrap().contains("4096"), "{m:?}");
         backend_gone(&client, pid).await;
     }

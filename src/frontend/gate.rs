@@ -14,8 +14,10 @@
 mod decided;
 mod executed;
 mod named;
+pub mod offload;
 mod shown;
 mod text;
+mod verdict;
 
 use std::sync::Arc;
 
@@ -28,13 +30,14 @@ use crate::policy::{Decision, Policy, Requester};
 use crate::protocol::backend::Report;
 use crate::protocol::frontend as fe;
 use crate::protocol::params;
-use crate::protocol::sqlstate;
 use decided::Decided;
 pub use decided::Need;
 use executed::{SqlPrepared, Tracked};
 use named::Named;
 use shown::{portal_sql, with_executed};
 use text::decode;
+pub use verdict::Noted;
+use verdict::{answer, malformed};
 
 /// What the session does with one client message.
 #[derive(Debug)]
@@ -134,31 +137,15 @@ pub struct Gate {
     /// Names SQL-level PREPARE used in this session: a protocol Parse of
     /// such a name may fail on the server, which keeps the SQL statement.
     sql_prepared: SqlPrepared,
+    /// Facts of a large text classified off the session thread
+    /// (`offload`).
+    offloaded: Option<(Box<str>, Arc<Facts>)>,
     /// A decision the audit trail should record (not reads).
     noted: Option<Noted>,
     metrics: Arc<Metrics>,
     /// Decisions not yet added to `metrics`, by kind and decision.
     counts: [[u32; 3]; 6],
     uncounted: u32,
-}
-
-/// A decision for the audit trail.
-#[derive(Debug, Clone)]
-pub struct Noted {
-    pub decision: &'static str,
-    pub rule: String,
-    pub sql: String,
-}
-
-fn kind_index(k: Kind) -> usize {
-    match k {
-        Kind::Read => 0,
-        Kind::Write => 1,
-        Kind::Ddl => 2,
-        Kind::Transaction => 3,
-        Kind::Session => 4,
-        Kind::Utility => 5,
-    }
 }
 
 /// Facts for what cannot be known: a FunctionCall by OID, a portal or
@@ -199,6 +186,7 @@ impl Gate {
             changes_lexer: false,
             discarding: false,
             sql_prepared: Default::default(),
+            offloaded: None,
             noted: None,
             metrics,
             counts: [[0; 3]; 6],
@@ -596,12 +584,15 @@ impl Gate {
     /// standard_conforming_strings off, backslashes escape quotes inside
     /// ordinary string literals, which the parser (built with it on) would
     /// read differently: such text cannot be classified.
-    fn classify(&self, text: &str, standard_strings: bool) -> Arc<Facts> {
+    fn classify(&mut self, text: &str, standard_strings: bool) -> Arc<Facts> {
         if !standard_strings && text.contains('\\') {
             // Not a syntax error: a statement airlock cannot read the way the
             // server will. Whatever the policy does with unknown statements
             // (the shipped one: hold it for review) applies.
             return unknown("STATEMENT WITH BACKSLASHES", Risks::UNKNOWN_STATEMENT);
+        }
+        if let Some(facts) = self.take_offloaded(text) {
+            return facts;
         }
         classify_cached(text)
     }
@@ -641,79 +632,6 @@ impl Gate {
             groups: &self.who.groups,
         };
         self.policy.decide(facts, &who)
-    }
-
-    /// The decision to record, if the last message's needs recording.
-    pub fn take_noted(&mut self) -> Option<Noted> {
-        self.noted.take()
-    }
-
-    /// Counts a decision, adding to the shared counters in batches, and
-    /// notes it for the audit trail when `note_sql` is given.
-    fn count(&mut self, kind: Kind, decision: usize, note_sql: Option<String>, rule: &str) {
-        self.counts[kind_index(kind)][decision] += 1;
-        self.uncounted += 1;
-        if self.uncounted >= 256 {
-            self.flush_counts();
-        }
-        self.noted = note_sql.map(|sql| Noted {
-            decision: if decision == 0 { "allow" } else { "deny" },
-            rule: rule.to_string(),
-            sql,
-        });
-    }
-
-    /// Adds this session's counts to the shared counters.
-    pub fn flush_counts(&mut self) {
-        use std::sync::atomic::Ordering::Relaxed;
-        for (row, shared) in self.counts.iter_mut().zip(&self.metrics.statements) {
-            for (n, c) in row.iter_mut().zip(shared) {
-                if *n > 0 {
-                    c.fetch_add(*n as u64, Relaxed);
-                    *n = 0;
-                }
-            }
-        }
-        self.uncounted = 0;
-    }
-
-    /// Forward, refuse, or hold (with the SQL and parameters `what` gives).
-    /// Allowed statements that are not reads, and every denial, are noted
-    /// for the audit trail.
-    fn verdict(
-        &mut self,
-        d: &Decided,
-        what: impl FnOnce() -> (String, Vec<Option<String>>),
-    ) -> Verdict {
-        let kind = d.kind;
-        match &d.decision {
-            Decision::RequireApproval {
-                rule,
-                approvers,
-                approvals,
-                timeout,
-            } if d.facts.error.is_none() => {
-                self.count(kind, 2, None, rule);
-                let (sql, params) = what();
-                Verdict::Hold(HoldRequest {
-                    sql,
-                    params,
-                    rule: rule.clone(),
-                    risks: d.facts.risks().names().map(str::to_string).collect(),
-                    approvers: approvers.clone(),
-                    approvals: *approvals,
-                    timeout: *timeout,
-                    facts: Arc::clone(&d.facts),
-                })
-            }
-            decision => {
-                let allowed = matches!(decision, Decision::Allow { .. });
-                let note = !allowed || kind != Kind::Read;
-                let sql = note.then(|| what().0);
-                self.count(kind, usize::from(!allowed), sql, decision.rule());
-                answer(&d.facts, decision)
-            }
-        }
     }
 
     /// For text that runs SQL `EXECUTE name`: the text with what the name
@@ -765,45 +683,4 @@ fn bound_params(b: &fe::Bind<'_>, types: &[u32]) -> Vec<Option<String>> {
             )
         })
         .collect()
-}
-
-/// The verdict for a decision that is not a hold: forward, or the error a
-/// client gets instead of a result. Text the
-/// parser rejects and the policy denies gets the parser's own syntax error.
-fn answer(facts: &Facts, d: &Decision) -> Verdict {
-    let report = match d {
-        Decision::Allow { .. } => return Verdict::Forward,
-        Decision::Deny { rule, .. } if facts.error.is_some() => Report::error(
-            sqlstate::SYNTAX_ERROR,
-            facts.error.clone().unwrap_or_default(),
-        )
-        .with_detail(format!(
-            "Refused by airlock policy rule \"{rule}\": the statement does not parse."
-        )),
-        Decision::Deny { rule, message } => {
-            Report::error(sqlstate::INSUFFICIENT_PRIVILEGE, message.clone())
-                .with_detail(format!("Denied by airlock policy rule \"{rule}\"."))
-        }
-        Decision::RequireApproval {
-            rule,
-            approvers,
-            approvals,
-            ..
-        } => Report::error(
-            sqlstate::INSUFFICIENT_PRIVILEGE,
-            format!("this statement requires approval by airlock policy rule \"{rule}\""),
-        )
-        .with_detail(format!(
-            "{approvals} approval(s) from {} needed; the statement was not run.",
-            approvers.join(", ")
-        )),
-    };
-    Verdict::Refuse(report)
-}
-
-fn malformed(what: &str) -> Verdict {
-    Verdict::Refuse(Report::error(
-        sqlstate::PROTOCOL_VIOLATION,
-        format!("malformed {what} message"),
-    ))
 }

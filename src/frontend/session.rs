@@ -29,6 +29,7 @@ use tracing::debug;
 use super::buffer::Buffer;
 use super::cancel::CancelGuard;
 use super::error::SessionError;
+use super::gate::offload::{self, Classifying};
 use super::gate::{Gate, Requesting, Verdict};
 use super::relay::{refusal_marker, Relay};
 use super::startup::{Established, Identity, READ_ONLY_DEFAULT};
@@ -129,7 +130,15 @@ pub struct Session {
     connect_timeout: Duration,
     /// Why the client is being disconnected, if it broke the protocol.
     violation: Option<String>,
+    /// The SQLSTATE the violation is reported with.
+    violation_code: &'static str,
     max_message_size: usize,
+    /// The length of the message at the head of `client_in` while it has
+    /// not all arrived (0 otherwise): it is read whole, whatever its size
+    /// up to `max_message_size`.
+    head_wants: usize,
+    /// The head message's text being classified off the thread.
+    classifying: Option<Classifying>,
     metrics: Arc<Metrics>,
     /// The database's catalog of user code (none with classification off).
     catalog: Option<crate::catalog::Watch>,
@@ -153,6 +162,8 @@ enum Event {
     Hold(Box<HoldEvent>),
     Cancel,
     Catalog,
+    /// Facts of the head message's text, classified off the thread.
+    Classified(Option<(String, crate::classify::Facts)>),
     Writable(Result<(), SessionError>),
     Shutdown,
 }
@@ -201,6 +212,9 @@ impl Session {
             shutting_down: false,
             next_refusal: 0,
             violation: None,
+            violation_code: sqlstate::PROTOCOL_VIOLATION,
+            head_wants: 0,
+            classifying: None,
             approvals: proxy.approvals.get().cloned(),
             hold: None,
             approved_head: false,
@@ -270,7 +284,8 @@ impl Session {
             // the high-water mark the client waits (TCP backpressure).
             let read_client = self.state == State::Open
                 && self.server_out.len() < HIGH_WATER
-                && self.client_in.len() < HIGH_WATER + self.max_message_size.min(HIGH_WATER);
+                && (self.client_in.len() < 2 * HIGH_WATER
+                    || self.client_in.len() < self.head_wants);
             let read_server = self.relay.ready() < HIGH_WATER;
             let write_client = self.relay.ready() > 0;
             let write_server = !self.server_out.is_empty();
@@ -294,6 +309,9 @@ impl Session {
                 ev = hold::next_event(&mut self.hold), if self.hold.is_some() => Event::Hold(Box::new(ev)),
                 Some(()) = self.cancels.recv() => Event::Cancel,
                 _ = catalog::changed(&mut self.catalog), if self.waiting_catalog => Event::Catalog,
+                r = offload::finished(&mut self.classifying), if self.classifying.is_some() => {
+                    Event::Classified(r.ok())
+                }
                 _ = shutdown.changed(), if !self.shutting_down => Event::Shutdown,
                 _ = sleep_until(drain_deadline), if drain_deadline.is_some() => {
                     // The upstream never finished: report and close anyway.
@@ -310,6 +328,12 @@ impl Session {
                 Event::Hold(ev) => self.on_hold_event(*ev),
                 Event::Cancel => self.on_cancel(),
                 Event::Catalog => self.waiting_catalog = false,
+                Event::Classified(r) => {
+                    self.classifying = None;
+                    if let Some((text, facts)) = r {
+                        self.gate.offloaded(text, facts);
+                    }
+                }
                 Event::Shutdown => self.shutting_down = true,
             }
         }
@@ -345,7 +369,7 @@ impl Session {
 
     /// Frames client bytes into messages and passes each through the gate.
     fn on_client_data(&mut self) {
-        while self.state == State::Open && self.hold.is_none() {
+        while self.state == State::Open && self.hold.is_none() && self.classifying.is_none() {
             if self.copy_remaining > 0 {
                 let n = self.copy_remaining.min(self.client_in.len());
                 if n == 0 {
@@ -379,16 +403,20 @@ impl Session {
                     .client_violation(format!("invalid frontend message type {}", tag as i32));
             }
             if len > self.max_message_size {
-                return self.client_violation(format!(
-                    "message of {len} bytes exceeds the limit of {} bytes",
+                self.client_violation(format!(
+                    "message of {len} bytes exceeds airlock's limit of {} bytes (max_message_size)",
                     self.max_message_size
                 ));
+                self.violation_code = sqlstate::PROGRAM_LIMIT_EXCEEDED;
+                return;
             }
             let total = HEADER_LEN + len;
             if self.client_in.len() < total {
                 self.client_in.reserve(total - self.client_in.len());
+                self.head_wants = total;
                 break;
             }
+            self.head_wants = 0;
             if self.lexer_barrier && matches!(tag, fe::QUERY | fe::PARSE) {
                 if self.batch_open {
                     // Within one unsynced batch the server reads this text
@@ -420,6 +448,16 @@ impl Session {
                 break;
             }
             let message = &self.client_in.bytes()[..total];
+            if !self.approved_head {
+                let (enc, std) = (&self.relay.client_encoding, self.relay.standard_strings);
+                if let Some(text) = self
+                    .gate
+                    .wants_offload(tag, &message[HEADER_LEN..], enc, std)
+                {
+                    self.classifying = Some(offload::start(text));
+                    break;
+                }
+            }
             // An approved message keeps its approval until it is actually
             // forwarded (a mode switch may make it wait a round trip).
             let verdict = if self.approved_head {
@@ -702,7 +740,7 @@ impl Session {
             return;
         }
         let why = self.violation.clone().unwrap_or_default();
-        self.say_fatal(Report::fatal(sqlstate::PROTOCOL_VIOLATION, why));
+        self.say_fatal(Report::fatal(self.violation_code, why));
         if self.copy_remaining == 0 {
             self.server_out.extend(b"X\0\0\0\x04");
         }

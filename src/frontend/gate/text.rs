@@ -18,6 +18,12 @@ use crate::protocol::sqlstate;
 /// can contain ASCII bytes (SJIS, BIG5, GBK, UHC, GB18030) are decoded for
 /// real, as the server converts them before it parses.
 pub(super) fn decode<'a>(sql: &'a [u8], client_encoding: &str) -> Result<Cow<'a, str>, Report> {
+    // The common case first, in one pass over the text.
+    if client_encoding.eq_ignore_ascii_case("UTF8") {
+        if let Ok(s) = std::str::from_utf8(sql) {
+            return Ok(Cow::Borrowed(s));
+        }
+    }
     if sql.is_ascii() {
         if let Ok(s) = std::str::from_utf8(sql) {
             return Ok(Cow::Borrowed(s));

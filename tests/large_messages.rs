@@ -1,0 +1,127 @@
+//! Messages of every size up to `max_message_size` pass, in both protocols
+//! and both directions, in and out of transaction blocks, under the shipped
+//! policy (so every statement is classified): sizes on each side of the
+//! proxy's buffer boundaries (8 KiB reads, the 256 KiB high-water mark,
+//! 1 MiB and up). A large statement being classified does not stall a
+//! session on another connection for long.
+
+mod approval_common;
+mod common;
+mod policy_lab;
+mod rawpg;
+
+use std::time::{Duration, Instant};
+
+use policy_lab::{shipped_proxy, Rejecter, DB};
+use rawpg::Wire;
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * 1024;
+const SIZES: &[usize] = &[
+    8 * KIB - 40,
+    8 * KIB + 1,
+    64 * KIB,
+    256 * KIB - 30,
+    256 * KIB + 1,
+    MIB,
+    2 * MIB,
+    5 * MIB,
+    16 * MIB,
+    63 * MIB,
+];
+
+/// A tokio-postgres client through `proxy` whose every call must end
+/// within `limit`.
+async fn within<T>(limit: Duration, what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(limit, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within {limit:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_and_results_of_every_size_pass() {
+    let proxy = shipped_proxy();
+    let reviewer = Rejecter::start(proxy.admin);
+    let via = proxy.connect("postgres", DB).await;
+    let limit = Duration::from_secs(60);
+    for &n in SIZES {
+        let text = "x".repeat(n);
+        let label = |how: &str| format!("{how}, {n} bytes");
+        // Simple protocol: the statement itself is large.
+        let sql = format!("SELECT length('{text}')");
+        let rows = within(limit, &label("simple query"), via.simple_query(&sql))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", label("simple query")));
+        let got = rows.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        });
+        assert_eq!(got, Some(n.to_string()), "{}", label("simple query"));
+        // In a transaction block.
+        let block = format!("BEGIN; {sql}; COMMIT");
+        within(limit, &label("in a block"), via.simple_query(&block))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", label("in a block")));
+        // Extended protocol: a large Parse, then a large bound parameter.
+        let row = within(limit, &label("large Parse"), via.query_one(&sql, &[]))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", label("large Parse")));
+        assert_eq!(row.get::<_, i32>(0) as usize, n);
+        let row = within(
+            limit,
+            &label("large Bind"),
+            via.query_one("SELECT length($1::text)", &[&text]),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", label("large Bind")));
+        assert_eq!(row.get::<_, i32>(0) as usize, n);
+        // The other direction: a large DataRow.
+        let row = within(
+            limit,
+            &label("large result"),
+            via.query_one("SELECT repeat('y', $1)", &[&(n as i32)]),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", label("large result")));
+        assert_eq!(row.get::<_, String>(0).len(), n);
+    }
+    assert!(reviewer.held.lock().unwrap().is_empty(), "nothing is held");
+}
+
+/// While one session sends a 63 MiB statement, a session on the same
+/// session thread keeps getting answers. Both clients are raw sockets on
+/// threads of their own, so only the proxy's time is measured.
+#[test]
+fn a_large_statement_does_not_stall_other_sessions() {
+    // Two session threads, sessions handed out in turn: the first and the
+    // third connection share one.
+    let proxy = approval_common::proxy_with(|c| {
+        c.workers = 2;
+        c.shutdown_timeout = Duration::from_secs(2);
+    });
+    let mut big = Wire::open(proxy.addr, "postgres", DB);
+    let _other_thread = Wire::open(proxy.addr, "postgres", DB);
+    let mut small = Wire::open(proxy.addr, "postgres", DB);
+    let n = 63 * MIB;
+    let sql = format!("SELECT length('{}')", "x".repeat(n));
+    let started = Instant::now();
+    let sender = std::thread::spawn(move || big.values(&sql));
+    let mut worst = Duration::ZERO;
+    let mut answered = 0;
+    while !sender.is_finished() {
+        let t = Instant::now();
+        assert_eq!(small.values("SELECT 1"), ["1"]);
+        worst = worst.max(t.elapsed());
+        answered += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(sender.join().unwrap(), [n.to_string()]);
+    eprintln!(
+        "{answered} reads beside a 63 MiB statement ({:?}), the slowest {worst:?}",
+        started.elapsed()
+    );
+    assert!(
+        worst < Duration::from_millis(250),
+        "a read beside a 63 MiB statement took {worst:?}"
+    );
+}
