@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests, integration tests against throwaway
-# PostgreSQL clusters with real clients, and the benches' build.
+# PostgreSQL clusters with real clients (tests/drivers.rs, the driver
+# matrix, among them: setup.sh installs its drivers), and the benches' build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
