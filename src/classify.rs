@@ -13,6 +13,7 @@
 
 pub mod builtins;
 pub mod cache;
+mod settings;
 pub mod shape;
 mod statement;
 mod tree;
@@ -252,10 +253,17 @@ pub struct StatementFacts {
     /// the shape itself (which functions are called), never from a value.
     #[serde(skip)]
     pub literals_matter: bool,
+    /// `RESET ALL` or `DISCARD ALL`: every setting back to its session
+    /// default. That is no escape from read-only: the backstop starts each
+    /// upstream session with `default_transaction_read_only = on`, so that
+    /// is the default it returns to (and `transaction_read_only` is not
+    /// reset); but the session must set its mode again.
+    #[serde(skip)]
+    pub resets_all: bool,
 }
 
 impl StatementFacts {
-    fn new(kind: Kind, command: &str) -> Self {
+    pub fn new(kind: Kind, command: &str) -> Self {
         StatementFacts {
             kind,
             command: command.to_string(),
@@ -271,6 +279,7 @@ impl StatementFacts {
             executed: None,
             sets: Vec::new(),
             literals_matter: false,
+            resets_all: false,
         }
     }
 

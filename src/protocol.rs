@@ -100,6 +100,15 @@ impl<'a> Reader<'a> {
         self.buf = rest;
         Ok(b)
     }
+
+    /// The end of the message: PostgreSQL rejects one with bytes left over.
+    pub(crate) fn finish(&self, what: &'static str) -> Result<(), Malformed> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(Malformed(what))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -102,13 +102,22 @@ async fn clients_cannot_switch_the_backstop_off() {
     for attempt in [
         "SET default_transaction_read_only = off",
         "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
-        "RESET ALL",
-        "DISCARD ALL",
         "BEGIN READ WRITE",
         "START TRANSACTION READ WRITE",
     ] {
         let err = c.simple_query(attempt).await.unwrap_err();
         assert_eq!(code(&err), "42501", "{attempt}: {err:?}");
+    }
+    // RESET ALL and DISCARD ALL (connection pools' reset) are allowed:
+    // they return default_transaction_read_only to its session default,
+    // which the backstop made `on`.
+    for reset in ["RESET ALL", "DISCARD ALL"] {
+        c.simple_query(reset).await.unwrap();
+        let err = c
+            .simple_query(&format!("SELECT {t}_evil()"))
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "25006", "after {reset}: {err:?}");
     }
     let err = c
         .simple_query(&format!("SELECT {t}_evil()"))

@@ -147,8 +147,9 @@ const ATTEMPTS: &[(&str, Expect, bool)] = &[
         Refused,
         false,
     ),
-    ("RESET ALL", Refused, false),
-    ("DISCARD ALL", Refused, false),
+    // Back to the session defaults, which the backstop made read-only.
+    ("RESET ALL", Allowed, false),
+    ("DISCARD ALL", Allowed, false),
     // NOTIFY.
     ("NOTIFY {chan}", Refused, false),
     ("NOTIFY {chan}, 'payload'", Refused, false),
@@ -197,6 +198,10 @@ async fn simple_protocol_bypass_attempts_change_nothing() {
 async fn bypass_attempts_inside_a_transaction_block_change_nothing() {
     let mut lab = Lab::new().await;
     for &(sql, expect, _) in ATTEMPTS {
+        // PostgreSQL refuses DISCARD ALL in a block itself (25001).
+        if sql == "DISCARD ALL" {
+            continue;
+        }
         lab.in_block(sql, expect).await;
     }
     lab.finish();

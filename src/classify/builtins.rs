@@ -109,6 +109,11 @@ const VOLATILE_READS: &[&str] = &[
     // Names the transaction's snapshot for others to share (pg_dump -j);
     // allowed in read-only transactions.
     "pg_export_snapshot",
+    // Release advisory locks the session itself holds (which it could take
+    // only with approval); connection pools call them on release.
+    "pg_advisory_unlock",
+    "pg_advisory_unlock_shared",
+    "pg_advisory_unlock_all",
 ];
 
 /// Functions of contrib extensions PostgreSQL marks volatile only because
@@ -224,7 +229,8 @@ pub fn has_side_effects(name: &str) -> bool {
         "pg_backup_",
         "pg_wal_replay_",
     ];
-    EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+    (EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p)))
+        && !name.starts_with("pg_advisory_unlock")
 }
 
 /// Built-in operator names (every one of them backed by a non-volatile

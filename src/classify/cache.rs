@@ -119,12 +119,10 @@ mod tests {
         assert!(role.risks().contains(crate::classify::Risks::ROLE_CHANGE));
         let again = classify_cached("SELECT set_config('jit', 'off', false)");
         assert!(!again.risks().contains(crate::classify::Risks::ROLE_CHANGE));
-        let odd = classify_cached("SELECT set_config('role', 'x', 'neither')");
-        assert!(odd
-            .risks()
-            .contains(crate::classify::Risks::SIDE_EFFECT_FUNCTION));
-        let role = classify_cached("SELECT set_config('role', 'x', 'on')");
-        assert!(role.risks().contains(crate::classify::Risks::ROLE_CHANGE));
+        let path = classify_cached("SELECT set_config('search_path', 'public, pg_catalog', 'on')");
+        assert!(path.risks().contains(crate::classify::Risks::SEARCH_PATH));
+        let path = classify_cached("SELECT set_config('search_path', 'pg_catalog, public', 'on')");
+        assert!(!path.risks().contains(crate::classify::Risks::SEARCH_PATH));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use pg_query::protobuf::{
 };
 
 use super::builtins;
+use super::settings::{apply_settings, setting_risks};
 use super::tree::{self, Found};
 use super::{Kind, Risks, StatementFacts};
 
@@ -43,7 +44,12 @@ pub fn classify(node: &pb::Node) -> StatementFacts {
     f.risks.insert(risks);
     f.tables_written = written;
     apply_found(&mut f, &found, is_data_modifying(inner));
-    apply_settings(&mut f, &found);
+    apply_settings(&mut f, &found, inner);
+    f.resets_all = match inner {
+        N::VariableSetStmt(v) => v.kind == VariableSetKind::VarResetAll as i32,
+        N::DiscardStmt(d) => d.target == DiscardMode::DiscardAll as i32,
+        _ => false,
+    };
     if let N::ExecuteStmt(e) = inner {
         f.executed = Some(e.name.clone());
     }
@@ -190,38 +196,6 @@ fn apply_found(f: &mut StatementFacts, found: &Found, top_is_dml: bool) {
     }
 }
 
-/// `set_config()` with constant arguments is SET: the same flags, and a
-/// SELECT of nothing but constants and built-ins is a session statement,
-/// as SET is.
-fn apply_settings(f: &mut StatementFacts, found: &Found) {
-    // Whatever the arguments, a call of any function of that name: the
-    // setting named decides.
-    f.literals_matter |= found.functions.iter().any(|(_, n)| n == "set_config");
-    if found.settings.is_empty() {
-        return;
-    }
-    for s in &found.settings {
-        let elements = split_identifiers(&s.value);
-        f.risks.insert(setting_risks(&s.name, elements.as_deref()));
-        if !f.sets.contains(&s.name) {
-            f.sets.push(s.name.clone());
-        }
-    }
-    // Only a SELECT of no relation is the SET alone: one that reads tables
-    // too must stay under the rules for those tables, so it is no read
-    // either.
-    if !found.dynamic_set_config
-        && f.kind == Kind::Read
-        && f.command == "SELECT"
-        && f.tables_read.is_empty()
-        && !f.risks.intersects(Risks::NOT_READ.without(Risks::SETTING))
-    {
-        f.kind = Kind::Session;
-    } else {
-        f.risks.insert(Risks::SIDE_EFFECT_FUNCTION);
-    }
-}
-
 fn qualify(schema: &Option<String>, name: &str) -> String {
     match schema {
         Some(s) => format!("{s}.{name}"),
@@ -260,7 +234,7 @@ fn def_is_false(d: &pb::DefElem) -> bool {
 }
 
 /// Settings whose change turns off the read-only backstop.
-fn is_read_only_setting(name: &str) -> bool {
+pub(super) fn is_read_only_setting(name: &str) -> bool {
     matches!(
         name.to_ascii_lowercase().as_str(),
         "default_transaction_read_only" | "transaction_read_only"
@@ -321,10 +295,9 @@ fn top_level(n: &N, found: &Found) -> (Kind, &'static str, Risks, Vec<String>) {
         N::VariableShowStmt(_) => (Read, "SHOW", none, vec![]),
         N::VariableSetStmt(v) => set(v),
         N::DiscardStmt(d) => {
-            // DISCARD ALL includes RESET ALL, which resets the read-only
-            // default.
+            // DISCARD ALL includes RESET ALL (see `resets_all`).
             let r = if d.target == DiscardMode::DiscardAll as i32 {
-                Risks::READ_ONLY_CHANGE | Risks::LEXER_CHANGE
+                Risks::LEXER_CHANGE
             } else {
                 none
             };
@@ -453,7 +426,7 @@ fn set(v: &pb::VariableSetStmt) -> (Kind, &'static str, Risks, Vec<String>) {
     let kind = v.kind;
     let mut r = Risks::NONE;
     if kind == VariableSetKind::VarResetAll as i32 {
-        r.insert(Risks::READ_ONLY_CHANGE | Risks::LEXER_CHANGE);
+        r.insert(Risks::LEXER_CHANGE);
     }
     if kind == VariableSetKind::VarSetMulti as i32 {
         // SET TRANSACTION / SET SESSION CHARACTERISTICS AS TRANSACTION ...
@@ -487,86 +460,6 @@ fn set(v: &pb::VariableSetStmt) -> (Kind, &'static str, Risks, Vec<String>) {
         "SET"
     };
     (Kind::Session, command, r, vec![])
-}
-
-/// The flags a change of the setting `name` (lower case) carries, however
-/// it is made: `SET`, `SET LOCAL`, `RESET`, or `set_config()`. `elements`
-/// are the elements of the list it is set to (for `search_path`), `None`
-/// if the server would not read it as a list.
-pub(super) fn setting_risks(name: &str, elements: Option<&[String]>) -> Risks {
-    let mut r = Risks::NONE;
-    // Settings that change how the server reads the next statement's text.
-    if matches!(
-        name,
-        "client_encoding" | "names" | "standard_conforming_strings" | "backslash_quote"
-    ) {
-        r.insert(Risks::LEXER_CHANGE);
-    }
-    if matches!(name, "role" | "session_authorization") {
-        r.insert(Risks::ROLE_CHANGE);
-    }
-    if is_read_only_setting(name) {
-        r.insert(Risks::READ_ONLY_CHANGE);
-    }
-    // Unreadable as a list: as if pg_catalog came late.
-    if name == "search_path" && !elements.is_some_and(pg_catalog_first) {
-        r.insert(Risks::SEARCH_PATH);
-    }
-    // `replica` and `local` switch off ordinary triggers and rules, foreign
-    // keys among them, for every later write of the session: an approved
-    // write would run without what reviewers expect of it.
-    if name == "session_replication_role" {
-        r.insert(Risks::REPLICATION_ROLE);
-    }
-    r
-}
-
-/// A search_path that names pg_catalog anywhere but first lets functions in
-/// other schemas shadow built-ins. `schemas` are the path's elements.
-fn pg_catalog_first(schemas: &[String]) -> bool {
-    match schemas.iter().position(|n| n == "pg_catalog") {
-        None | Some(0) => true,
-        Some(_) => false,
-    }
-}
-
-/// The elements of a list setting given as one string (`set_config`,
-/// `search_path` in a startup packet), read as the server's
-/// SplitIdentifierString reads it: separated by commas, unquoted names
-/// folded to lower case, `"..."` kept as written with `""` for a quote.
-/// `None` if the server would reject it.
-pub(super) fn split_identifiers(list: &str) -> Option<Vec<String>> {
-    let mut out = Vec::new();
-    let mut chars = list.chars().peekable();
-    loop {
-        while chars.next_if(|c| c.is_ascii_whitespace()).is_some() {}
-        let mut name = String::new();
-        if chars.next_if_eq(&'"').is_some() {
-            loop {
-                match chars.next()? {
-                    '"' if chars.next_if_eq(&'"').is_some() => name.push('"'),
-                    '"' => break,
-                    c => name.push(c),
-                }
-            }
-        } else {
-            while let Some(c) = chars.next_if(|c| *c != ',' && !c.is_ascii_whitespace()) {
-                name.push(c.to_ascii_lowercase());
-            }
-            if name.is_empty() && chars.peek().is_some() {
-                return None;
-            }
-        }
-        while chars.next_if(|c| c.is_ascii_whitespace()).is_some() {}
-        if !name.is_empty() || !out.is_empty() || chars.peek().is_some() {
-            out.push(name);
-        }
-        match chars.next() {
-            None => return Some(out),
-            Some(',') => continue,
-            Some(_) => return None,
-        }
-    }
 }
 
 fn transaction(t: &pb::TransactionStmt) -> (Kind, &'static str, Risks, Vec<String>) {

@@ -34,27 +34,29 @@ pub struct Found {
     /// An EXECUTE of a prepared statement, at any depth (`CREATE TABLE ...
     /// AS EXECUTE`).
     pub execute: bool,
-    /// Calls of `set_config` with constant arguments: what SET they amount
-    /// to. Each is in `functions` too.
+    /// Calls of `set_config` with a constant setting name: what SET they
+    /// amount to. Each is in `functions` too.
     pub settings: Vec<Setting>,
-    /// A call of `set_config` whose arguments are not all constants.
+    /// A call of `set_config` whose setting name is not a constant.
     pub dynamic_set_config: bool,
 }
 
-/// `set_config(name, value, is_local)` with constant arguments: the same as
-/// `SET [LOCAL] name = value`.
+/// `set_config(name, value, is_local)` with a constant name: the same as
+/// `SET [LOCAL] name = value` (or `RESET name`, for a NULL value). What
+/// `is_local` is does not change what the setting may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting {
     /// Lower case, as the server compares setting names.
     pub name: String,
-    pub value: String,
-    pub local: bool,
+    /// The value, if it is a string constant.
+    pub value: Option<String>,
 }
 
-/// The setting a `set_config` call with constant arguments makes.
+/// The setting a `set_config` call with a constant name makes. Its other
+/// arguments may be anything: what they call is found by the walk.
 fn setting_of(call: &Value) -> Option<Setting> {
     let args = call.get("args")?.as_array()?;
-    let [name, value, local] = args.as_slice() else {
+    let [name, value, _local] = args.as_slice() else {
         return None;
     };
     let text = |v: &Value| {
@@ -62,23 +64,9 @@ fn setting_of(call: &Value) -> Option<Setting> {
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    let local = match local.pointer("/node/AConst") {
-        Some(c) if c.pointer("/val/Boolval").is_some() => c
-            .pointer("/val/Boolval/boolval")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        // A string the server reads as a boolean.
-        Some(_) => match text(local)?.trim().to_ascii_lowercase().as_str() {
-            "t" | "tr" | "tru" | "true" | "y" | "ye" | "yes" | "on" | "1" => true,
-            "f" | "fa" | "fal" | "fals" | "false" | "n" | "no" | "of" | "off" | "0" => false,
-            _ => return None,
-        },
-        None => return None,
-    };
     Some(Setting {
         name: text(name)?.to_ascii_lowercase(),
-        value: text(value)?,
-        local,
+        value: text(value),
     })
 }
 

@@ -13,6 +13,7 @@
 
 mod decided;
 mod executed;
+mod function_call;
 mod named;
 pub mod offload;
 mod shown;
@@ -434,28 +435,7 @@ impl Gate {
                 }
                 Verdict::Forward
             }
-            fe::FUNCTION_CALL => {
-                let facts = unknown("FUNCTION CALL", Risks::UNKNOWN_FUNCTION);
-                // A call by OID cannot be shown to a reviewer: refused.
-                match self.decide(&facts) {
-                    Decision::Allow { .. } => {
-                        self.changes_catalog = true;
-                        if self.sql_prepared.mark_opaque() {
-                            self.epoch += 1;
-                        }
-                        Verdict::Forward
-                    }
-                    d => answer(
-                        &facts,
-                        &Decision::Deny {
-                            rule: d.rule().to_string(),
-                            message:
-                                "function calls by OID cannot be reviewed; call the function in SQL"
-                                    .into(),
-                        },
-                    ),
-                }
-            }
+            fe::FUNCTION_CALL => self.function_call(body),
             _ => Verdict::Forward,
         }
     }

@@ -134,6 +134,66 @@ fn walk_bind<'a>(
     Ok((portal, statement))
 }
 
+/// A FunctionCall message: a call of the function with this OID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionCall<'a> {
+    pub function: u32,
+    pub arg_formats: Vec<i16>,
+    /// `None` is SQL NULL.
+    pub args: Vec<Option<&'a [u8]>>,
+    pub result_format: i16,
+}
+
+impl FunctionCall<'_> {
+    /// Argument `i` as a 4-byte integer, in its format (0 text, 1 binary);
+    /// `Some(None)` for NULL, `None` if it does not read as one.
+    pub fn int4(&self, i: usize) -> Option<Option<i32>> {
+        let format = match self.arg_formats[..] {
+            [] => 0,
+            [f] => f,
+            ref all => *all.get(i)?,
+        };
+        let Some(v) = *self.args.get(i)? else {
+            return Some(None);
+        };
+        match format {
+            0 => std::str::from_utf8(v).ok()?.trim().parse().ok().map(Some),
+            1 => Some(Some(i32::from_be_bytes(v.try_into().ok()?))),
+            _ => None,
+        }
+    }
+}
+
+pub fn parse_function_call(body: &[u8]) -> Result<FunctionCall<'_>, Malformed> {
+    const W: &str = "FunctionCall";
+    let mut r = Reader::new(body);
+    let function = r.i32(W)? as u32;
+    let mut arg_formats = Vec::new();
+    for _ in 0..r.i16(W)? {
+        arg_formats.push(r.i16(W)?);
+    }
+    let mut args = Vec::new();
+    for _ in 0..r.i16(W)? {
+        let len = r.i32(W)?;
+        args.push(if len < 0 {
+            None
+        } else {
+            Some(r.bytes(len as usize, W)?)
+        });
+    }
+    let result_format = r.i16(W)?;
+    r.finish(W)?;
+    if arg_formats.len() > 1 && arg_formats.len() != args.len() {
+        return Err(Malformed(W));
+    }
+    Ok(FunctionCall {
+        function,
+        arg_formats,
+        args,
+        result_format,
+    })
+}
+
 /// An Execute message: (portal, row limit; 0 means all rows).
 pub fn parse_execute(body: &[u8]) -> Result<(&[u8], i32), Malformed> {
     let mut r = Reader::new(body);

@@ -57,3 +57,9 @@ FROM generate_series(1, 40) g;
 
 ANALYZE people;
 ANALYZE orders;
+
+-- Large objects: pg_dump reads them through libpq's large-object calls
+-- (FunctionCall messages by OID: lo_open for reading, loread, lo_close).
+SELECT lo_from_bytea(424242, convert_to(repeat('a large object ', 4000), 'UTF8'));
+SELECT lo_from_bytea(424243, '\x00ff00ff'::bytea);
+COMMENT ON LARGE OBJECT 424242 IS 'dumped through airlock';

@@ -76,7 +76,8 @@ impl Decided {
             decision,
             kind: message_kind(&facts),
             need: need_of(&facts),
-            changes_read_only: risks.contains(Risks::READ_ONLY_CHANGE),
+            changes_read_only: risks.contains(Risks::READ_ONLY_CHANGE)
+                || facts.statements.iter().any(|s| s.resets_all),
             changes_lexer: risks.contains(Risks::LEXER_CHANGE),
             changes_catalog: catalog::may_change_catalog(&facts, known),
             changes_statements: forgets_statements
