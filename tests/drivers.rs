@@ -30,6 +30,8 @@
 
 mod approval_common;
 mod common;
+#[path = "drivers/prerequisites.rs"]
+mod prerequisites;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -44,142 +46,11 @@ use std::time::{Duration, Instant};
 use approval_common::{proxy_with, ALICE, BOB, CAROL};
 use common::http::call;
 use common::*;
+use prerequisites::*;
 use serde_json::Value;
 
 /// The database the scripts read, seeded once per test binary.
 const DB: &str = "airlock_drivers";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn drivers_dir() -> PathBuf {
-    repo().join("tests/drivers")
-}
-
-/// The Python venv scripts/setup.sh makes (`AIRLOCK_DRIVERS_VENV` to use
-/// another).
-fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("AIRLOCK_DRIVERS_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/drivers-venv"));
-    venv.join("bin/python")
-}
-
-/// Seconds each step of a script may take.
-fn step_timeout() -> u64 {
-    std::env::var("AIRLOCK_DRIVERS_STEP_TIMEOUT")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20)
-}
-
-/// How long one run of a script may take in all before it is killed.
-fn run_timeout() -> Duration {
-    Duration::from_secs(step_timeout() * 15)
-}
-
-/// Whether the reviewer approves held requests instead of rejecting them.
-fn approving() -> bool {
-    std::env::var("AIRLOCK_DRIVERS_REVIEW").as_deref() == Ok("approve")
-}
-
-const SETUP: &str = "run scripts/setup.sh (it installs the drivers of the matrix)";
-
-/// Runs `program args`, true if it exits 0.
-fn succeeds(program: &Path, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-/// Fails the test, saying what to install, unless `program args` runs.
-fn require(program: &Path, args: &[&str], what: &str) {
-    assert!(
-        succeeds(program, args),
-        "{what} is missing ({} {} did not run): {SETUP}",
-        program.display(),
-        args.join(" ")
-    );
-}
-
-fn require_python() {
-    let python = venv_python();
-    assert!(python.exists(), "{} is missing: {SETUP}", python.display());
-    require(
-        &python,
-        &[
-            "-c",
-            "import asyncpg, psycopg, psycopg2, sqlalchemy, django",
-        ],
-        "asyncpg, psycopg, psycopg2, SQLAlchemy or Django in the venv",
-    );
-}
-
-fn require_node() {
-    require(Path::new("node"), &["--version"], "node");
-    let modules = drivers_dir().join("node/node_modules");
-    for m in [
-        "pg",
-        "pg-cursor",
-        "pg-query-stream",
-        "pg-hstore",
-        "postgres",
-        "knex",
-        "sequelize",
-    ] {
-        assert!(
-            modules.join(m).join("package.json").exists(),
-            "npm package {m} is missing from {}: {SETUP}",
-            modules.display()
-        );
-    }
-}
-
-fn require_ruby() {
-    require(
-        Path::new("ruby"),
-        &["-e", "require 'pg'; require 'active_record'"],
-        "ruby with ruby-pg and ruby-activerecord",
-    );
-}
-
-fn require_perl() {
-    require(
-        Path::new("perl"),
-        &["-MDBD::Pg", "-MDBIx::Class::Schema::Loader", "-e", "1"],
-        "perl with libdbd-pg-perl and libdbix-class-schema-loader-perl",
-    );
-}
-
-/// Where the cluster's own client tools are (pg_dump of the server's
-/// version), if psql was found there.
-fn pg_bindir() -> Option<PathBuf> {
-    let dir = pg().psql.parent()?.to_path_buf();
-    dir.join("pg_dump").is_file().then_some(dir)
-}
-
-fn pg_tool(name: &str) -> PathBuf {
-    pg_bindir()
-        .map(|d| d.join(name))
-        .unwrap_or_else(|| PathBuf::from(name))
-}
-
-fn require_dump_tools() {
-    for tool in ["pg_dump", "pg_dumpall", "pg_restore"] {
-        require(
-            &pg_tool(tool),
-            &["--version"],
-            &format!("{tool} (postgresql-client)"),
-        );
-    }
-    require(Path::new("timeout"), &["--version"], "timeout (coreutils)");
-}
 
 /// Creates and seeds the database once, straight in PostgreSQL.
 fn seeded() {
