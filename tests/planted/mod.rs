@@ -142,6 +142,19 @@ impl Fresh {
             .replace("{port}", &pg().port.to_string())
     }
 
+    /// Puts back the victim's rows (after a control deleted them).
+    pub async fn restore_victim(&self) {
+        self.admin
+            .batch_execute(
+                "DELETE FROM public.victim;
+                 INSERT INTO public.victim
+                     SELECT g, 'row ' OPERATOR(pg_catalog.||) g::pg_catalog.text
+                     FROM generate_series(1, 5) g;",
+            )
+            .await
+            .expect("restore the victim");
+    }
+
     pub async fn plant(&self, sql: &str) -> Result<(), String> {
         let sql = self.fill(sql);
         self.admin
@@ -387,6 +400,33 @@ struct RawOutcome {
     closed: bool,
 }
 
+/// Message tags, with the code and text of errors and command tags.
+pub fn summary(msgs: &[Msg]) -> String {
+    msgs.iter()
+        .filter(|m| {
+            !matches!(
+                m.tag,
+                b'S' | b'K' | b'R' | b'1' | b'2' | b'3' | b'T' | b'n' | b't'
+            )
+        })
+        .map(|m| match m.tag {
+            b'E' | b'N' => format!(
+                "{}({} {})",
+                m.tag as char,
+                m.code().unwrap_or_default(),
+                m.field(b'M').unwrap_or_default()
+            ),
+            b'C' => format!(
+                "C({})",
+                String::from_utf8_lossy(&m.body).trim_end_matches('\0')
+            ),
+            b'Z' => format!("Z{}", m.body.first().map(|&b| b as char).unwrap_or('?')),
+            t => (t as char).to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn play_raw(addr: SocketAddr, a: &RawAttack, db: &str, decoy: &str, through: bool) -> RawOutcome {
     let mut out = RawOutcome::default();
     let mut w = Wire::connect(addr);
@@ -511,6 +551,7 @@ impl Arena {
             return;
         }
         eprintln!("control {title}: {before:?} -> {after:?} ({control:?})");
+        fresh.restore_victim().await;
         // Through the proxy.
         let attacker = connect(&self.conninfo_proxy(&fresh.name, &a.conn)).await;
         self.proxy
@@ -594,6 +635,7 @@ impl Arena {
             return;
         }
         eprintln!("control {title}: {before:?} -> {after:?}");
+        fresh.restore_victim().await;
         // Warm the proxy's catalogs of both databases.
         let warm = self.proxy.connect("postgres", &fresh.name).await;
         self.proxy
@@ -633,13 +675,15 @@ impl Arena {
         if after != before {
             self.fail(format!(
                 "LEAK {title}: through airlock the database changed{how}: \
-                 {before:?} -> {after:?}; the judged step got {:?}",
-                got.judged
+                 {before:?} -> {after:?}; the judged step got {}",
+                summary(&got.judged)
             ));
         } else if !refused {
             self.fail(format!(
-                "LEAK? {title}: through airlock no refusal{how}: startup {:?}; judged {:?}; all {:?}",
-                got.startup, got.judged, got.all
+                "{title}: through airlock the database did not change but the judged step \
+                 got no 42501/08P01{how}: judged {}; whole session {}",
+                summary(&got.judged),
+                summary(&got.all)
             ));
         } else {
             eprintln!("blocked {title}{how}");
