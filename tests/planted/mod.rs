@@ -484,8 +484,9 @@ fn play_raw(addr: SocketAddr, a: &RawAttack, db: &str, decoy: &str, through: boo
 
 /// Runs attacks and collects what got through.
 pub struct Arena {
-    pub proxy: TestProxy,
+    // The reviewer first: it stops before the proxy it polls goes away.
     pub rejecter: Rejecter,
+    pub proxy: TestProxy,
     pub failures: Vec<String>,
     pub attempts: usize,
 }
