@@ -144,10 +144,9 @@ impl Baseline {
     }
 }
 
-#[cfg(test)]
 impl Baseline {
     /// Rows a pristine database of `major` with `extensions` installed
-    /// gives, for tests of what is built on them.
+    /// gives, for tests and benchmarks of what is built on them.
     pub fn pristine_rows(major: u32, extensions: &[&str]) -> Vec<[String; 4]> {
         let b = Self::current();
         let mut rows: Vec<[String; 4]> = b
@@ -158,7 +157,12 @@ impl Baseline {
             .collect();
         for (m, name, version, digest) in &b.extensions {
             if *m == major && extensions.contains(&name.as_str()) {
-                rows.push(["extension".into(), name.clone(), version.clone(), digest.clone()]);
+                rows.push([
+                    "extension".into(),
+                    name.clone(),
+                    version.clone(),
+                    digest.clone(),
+                ]);
             }
         }
         rows
@@ -177,16 +181,18 @@ mod tests {
     fn the_shipped_baseline_knows_postgresql_15_and_its_contrib() {
         let b = Baseline::shipped();
         assert!(b.core.contains_key(&(15, "proc".into())));
-        assert!(b.extensions.iter().any(|(m, n, _, _)| *m == 15 && n == "pg_trgm"));
+        assert!(b
+            .extensions
+            .iter()
+            .any(|(m, n, _, _)| *m == 15 && n == "pg_trgm"));
         assert!(b.extensions.iter().any(|(_, n, _, _)| n == "dblink"));
     }
 
     #[test]
     fn a_difference_is_named_and_an_unknown_extension_is_not_trusted() {
-        let b = Baseline::parse(
-            "major 15\ncore proc aaa\ncore type bbb\nextension hstore 1.8 ccc\n",
-        )
-        .unwrap();
+        let b =
+            Baseline::parse("major 15\ncore proc aaa\ncore type bbb\nextension hstore 1.8 ccc\n")
+                .unwrap();
         let j = b.judge(
             15,
             &[
@@ -200,9 +206,19 @@ mod tests {
         assert!(j.trusted_extensions.contains("hstore"));
         assert!(!j.trusted_extensions.contains("postgis"));
         // The same extension with other members.
-        let j = b.judge(15, &[row("core", "proc", "", "aaa"), row("extension", "hstore", "1.8", "eee")]);
+        let j = b.judge(
+            15,
+            &[
+                row("core", "proc", "", "aaa"),
+                row("extension", "hstore", "1.8", "eee"),
+            ],
+        );
         assert!(j.trusted_extensions.is_empty());
-        assert_eq!(j.core_differs, vec!["type".to_string()], "a missing component differs");
+        assert_eq!(
+            j.core_differs,
+            vec!["type".to_string()],
+            "a missing component differs"
+        );
     }
 
     #[test]

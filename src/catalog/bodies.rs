@@ -56,7 +56,11 @@ pub fn unqualified_names(body: &str) -> HashSet<String> {
 
 /// Whether any of `names` occurs in the body as an unqualified name, or,
 /// for operator names (no letters), anywhere in it.
-pub fn uses_any<'a>(body: &str, used: &HashSet<String>, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn uses_any<'a>(
+    body: &str,
+    used: &HashSet<String>,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     names.into_iter().find(|n| {
         if n.bytes().any(|c| c.is_ascii_alphabetic() || c == b'_') {
             used.contains(*n)
@@ -75,7 +79,17 @@ mod tests {
         let n = unqualified_names(
             "SELECT cube_distance($1, $2)::pg_catalog.float8 FROM earth() e WHERE \"MixedCase\"(x) AND public.Other(y)",
         );
-        for want in ["select", "cube_distance", "from", "earth", "e", "where", "MixedCase", "x", "y"] {
+        for want in [
+            "select",
+            "cube_distance",
+            "from",
+            "earth",
+            "e",
+            "where",
+            "MixedCase",
+            "x",
+            "y",
+        ] {
             assert!(n.contains(want), "{want} in {n:?}");
         }
         assert!(!n.contains("pg_catalog") && !n.contains("float8"));

@@ -257,6 +257,7 @@ pub struct Raw {
     pub triggers: Vec<Named>,
     /// The server's major version.
     pub major: u32,
+    pub server_encoding: String,
     /// The rows of `baseline.sql`: (kind, name, version, digest).
     pub baseline: Vec<[String; 4]>,
 }
@@ -286,7 +287,9 @@ pub async fn load(client: &Client) -> Result<Raw, String> {
         sql.push_str(q);
         sql.push_str(";\n");
     }
-    sql.push_str("SELECT current_setting('server_version_num');\n");
+    sql.push_str(
+        "SELECT current_setting('server_version_num'), current_setting('server_encoding');\n",
+    );
     sql.push_str(super::baseline::QUERY);
     sql.push_str(";\n");
     sql.push_str("COMMIT");
@@ -394,12 +397,12 @@ pub async fn load(client: &Client) -> Result<Raw, String> {
             name: text(&r, 1),
         });
     }
-    raw.major = next()
-        .first()
-        .map(|r| num(r, 0) as u32 / 10_000)
-        .unwrap_or(0);
+    let settings = next();
+    raw.major = settings.first().map_or(0, |r| num(r, 0) as u32 / 10_000);
+    raw.server_encoding = settings.first().map(|r| text(r, 1)).unwrap_or_default();
     for r in next() {
-        raw.baseline.push([text(&r, 0), text(&r, 1), text(&r, 2), text(&r, 3)]);
+        raw.baseline
+            .push([text(&r, 0), text(&r, 1), text(&r, 2), text(&r, 3)]);
     }
     // Row types contain their columns' types.
     let by_oid: std::collections::HashMap<u32, usize> = raw

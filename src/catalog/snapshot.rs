@@ -94,6 +94,9 @@ pub struct Snapshot {
     pub ambient: Vec<String>,
     /// Functions untrusted because user code can hijack their bodies.
     pub hijacked: Vec<String>,
+    /// The database's encoding is UTF8 (the parser folds names as the
+    /// server does).
+    pub server_utf8: bool,
 }
 
 /// The C functions of internal-language functions PostgreSQL's own
@@ -210,6 +213,7 @@ impl Snapshot {
             fingerprint: raw.fingerprint,
             ..Snapshot::default()
         };
+        s.server_utf8 = raw.server_encoding.eq_ignore_ascii_case("UTF8");
         let judged = Baseline::current().judge(raw.major, &raw.baseline);
         if !judged.core_differs.is_empty() {
             s.ambient.push(format!(
@@ -218,8 +222,10 @@ impl Snapshot {
                 judged.core_differs.join(", ")
             ));
         }
-        let trusted_extension =
-            |e: &Option<String>| e.as_ref().is_some_and(|e| judged.trusted_extensions.contains(e));
+        let trusted_extension = |e: &Option<String>| {
+            e.as_ref()
+                .is_some_and(|e| judged.trusted_extensions.contains(e))
+        };
         // Functions: which are trusted, before search paths are considered.
         let mut trust: Vec<bool> = raw
             .functions
@@ -278,7 +284,9 @@ impl Snapshot {
                 if !trust[i] {
                     continue;
                 }
-                if let Some(n) = bodies::uses_any(&f.body, used, hijackers.iter().map(String::as_str)) {
+                if let Some(n) =
+                    bodies::uses_any(&f.body, used, hijackers.iter().map(String::as_str))
+                {
                     trust[i] = false;
                     hijacked.insert(i, n.to_string());
                     hijackers.insert(f.name.clone());
@@ -413,8 +421,9 @@ impl Snapshot {
                 m.family, m.function_schema, m.function_name
             );
             if !markable(m.left) && !markable(m.right) {
-                s.ambient
-                    .push(format!("{what}, which is not known to be free of side effects"));
+                s.ambient.push(format!(
+                    "{what}, which is not known to be free of side effects"
+                ));
                 continue;
             }
             let code = Code {

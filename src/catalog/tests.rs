@@ -49,6 +49,7 @@ fn raw() -> Raw {
     Raw {
         fingerprint: "fp".into(),
         major: 15,
+        server_encoding: "UTF8".into(),
         baseline: super::baseline::Baseline::pristine_rows(15, &["pgcrypto"]),
         functions: vec![
             function(20001, "app", "grab", 'v', 1),
@@ -334,6 +335,7 @@ fn facts_without_user_code_keep_their_allocation() {
 fn pristine() -> Raw {
     Raw {
         major: 15,
+        server_encoding: "UTF8".into(),
         baseline: Baseline::pristine_rows(15, &["pgcrypto"]),
         ..Raw::default()
     }
@@ -348,7 +350,10 @@ fn read_in(raw: Raw, sql: &str) -> bool {
 #[test]
 fn a_catalog_without_a_baseline_or_a_changed_built_in_proves_nothing() {
     assert!(read_in(pristine(), "SELECT lpad('x', 3)"));
-    assert!(!read_in(Raw::default(), "SELECT lpad('x', 3)"), "no baseline for version 0");
+    assert!(
+        !read_in(Raw::default(), "SELECT lpad('x', 3)"),
+        "no baseline for version 0"
+    );
     let mut changed = pristine();
     for row in changed.baseline.iter_mut().filter(|r| r[1] == "proc") {
         row[3] = "replaced".into();
@@ -361,7 +366,8 @@ fn a_catalog_without_a_baseline_or_a_changed_built_in_proves_nothing() {
 #[test]
 fn a_cast_or_operator_class_over_built_in_types_reaches_every_statement() {
     let mut raw = pristine();
-    raw.functions.push(function(20001, "public", "evil", 'i', 1));
+    raw.functions
+        .push(function(20001, "public", "evil", 'i', 1));
     raw.casts.push(Cast {
         source: 23,
         target: 25,
@@ -413,28 +419,35 @@ fn extension_functions_are_trusted_only_as_the_extension_installs_them() {
 #[test]
 fn sql_given_as_text_is_never_a_read() {
     let mut raw = pristine();
-    raw.baseline.extend(Baseline::pristine_rows(15, &["tablefunc"]));
+    raw.baseline
+        .extend(Baseline::pristine_rows(15, &["tablefunc"]));
     let mut f = function(20012, "public", "crosstab", 's', 1);
     f.extension = Some("tablefunc".into());
     raw.functions.push(f);
-    assert!(!read_in(raw, "SELECT * FROM crosstab('SELECT 1') AS t(a int)"));
+    assert!(!read_in(
+        raw,
+        "SELECT * FROM crosstab('SELECT 1') AS t(a int)"
+    ));
 }
 
 #[test]
 fn bodies_found_by_the_callers_path_are_hijacked_by_names_they_use() {
     let mut raw = pristine();
-    raw.baseline.extend(Baseline::pristine_rows(15, &["cube", "earthdistance"]));
+    raw.baseline
+        .extend(Baseline::pristine_rows(15, &["cube", "earthdistance"]));
     let mut sec = function(20020, "public", "sec_to_gc", 'i', 1);
     sec.extension = Some("earthdistance".into());
     sec.language = "sql".into();
-    sec.body = "SELECT CASE WHEN $1 < 0 THEN 0::float8 ELSE 2*earth()*asin($1/(2*earth())) END".into();
+    sec.body =
+        "SELECT CASE WHEN $1 < 0 THEN 0::float8 ELSE 2*earth()*asin($1/(2*earth())) END".into();
     let mut earth = function(20021, "public", "earth", 'i', 0);
     earth.extension = Some("earthdistance".into());
     raw.functions.push(sec);
     raw.functions.push(earth);
     assert!(read_in(raw.clone(), "SELECT sec_to_gc(1000)"));
     // A user's earth() in any schema.
-    raw.functions.push(function(20022, "postgres", "earth", 'i', 0));
+    raw.functions
+        .push(function(20022, "postgres", "earth", 'i', 0));
     assert!(!read_in(raw.clone(), "SELECT sec_to_gc(1000)"));
     // A domain named so, whose CHECK need not even run code.
     raw.functions.pop();
@@ -445,7 +458,8 @@ fn bodies_found_by_the_callers_path_are_hijacked_by_names_they_use() {
 #[test]
 fn a_call_that_is_a_cast_to_a_type_of_that_name_runs_its_check() {
     let mut raw = pristine();
-    raw.functions.push(function(20001, "app", "check_fn", 'v', 1));
+    raw.functions
+        .push(function(20001, "app", "check_fn", 'v', 1));
     raw.types.push(user_type(30001, "lower", None, &[25]));
     raw.checks.push((30001, "app.check_fn(VALUE)".into()));
     assert!(!read_in(raw.clone(), "SELECT lower('ABC')"));

@@ -13,6 +13,7 @@
 
 mod confirm;
 mod decided;
+mod encodings;
 mod executed;
 mod function_call;
 mod named;
@@ -275,11 +276,11 @@ impl Gate {
                 let Ok(sql) = fe::parse_query(body) else {
                     return malformed("Query");
                 };
-                let text = match decode(sql, client_encoding) {
-                    Ok(text) => text,
+                let (text, exact) = match decode(sql, client_encoding) {
+                    Ok(decoded) => decoded,
                     Err(report) => return Verdict::Refuse(report),
                 };
-                let raw = self.classify(&text, standard_strings);
+                let raw = self.classify_spelled(&text, exact, standard_strings);
                 let d = match &self.last_query {
                     Some((r, d)) if Arc::ptr_eq(r, &raw) && d.epoch == self.epoch => Arc::clone(d),
                     _ => {
@@ -300,8 +301,8 @@ impl Gate {
                 let Ok(p) = fe::parse_parse(body) else {
                     return malformed("Parse");
                 };
-                let text = match decode(p.query, client_encoding) {
-                    Ok(text) => text,
+                let (text, exact) = match decode(p.query, client_encoding) {
+                    Ok(decoded) => decoded,
                     Err(report) => return Verdict::Refuse(report),
                 };
                 // Drivers parse the unnamed statement again and again with
@@ -320,7 +321,7 @@ impl Gate {
                             .cloned(),
                     ),
                     None => (
-                        self.classify(&text, standard_strings),
+                        self.classify_spelled(&text, exact, standard_strings),
                         Arc::from(text.as_ref()),
                         None,
                     ),
@@ -583,6 +584,22 @@ impl Gate {
             approved: false,
             id: 0,
         })
+    }
+
+    /// [`Gate::classify`], for text whose names airlock can spell as the
+    /// server will (`text::spelled`); other text is an unknown statement.
+    fn classify_spelled(&mut self, text: &str, exact: bool, standard_strings: bool) -> Arc<Facts> {
+        let server_utf8 = match &self.known {
+            Known::Snapshot(s) => s.server_utf8,
+            Known::Unavailable(_) => true,
+        };
+        if !text::spelled(text, exact, server_utf8) {
+            return unknown(
+                "STATEMENT WITH NAMES AIRLOCK CANNOT SPELL IN THIS ENCODING",
+                Risks::UNKNOWN_STATEMENT,
+            );
+        }
+        self.classify(text, standard_strings)
     }
 
     /// Facts for SQL text, from the text alone. With
