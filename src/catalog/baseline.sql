@@ -7,15 +7,21 @@
 -- extension's members, with its schema written as @extschema@. Run with
 -- search_path = pg_catalog. src/catalog/baseline.rs compares them with the
 -- recorded baseline; scripts/record-baseline.sh records one.
+--
+-- Nothing in it may reach an object a user can make: no casts to text but
+-- pinned ones (regtype and regprocedure values are printed by concat_ws
+-- with their output functions; format_type where text is needed), and only
+-- built-in functions and operators.
 WITH member AS (
   SELECT d.classid, d.objid, d.refobjid AS ext FROM pg_depend d
    WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
 ),
 proc_row AS (
   SELECT p.oid, concat_ws('|', n.nspname, p.proname, oidvectortypes(p.proargtypes),
-           p.prorettype::regtype, p.proallargtypes::regtype[]::text, p.proargmodes::text,
+           p.prorettype::regtype, (SELECT string_agg(format_type(a.t, NULL), ',' ORDER BY a.n)
+              FROM unnest(p.proallargtypes) WITH ORDINALITY a(t, n)), p.proargmodes,
            l.lanname, p.prosrc, p.probin, p.provolatile, p.proisstrict, p.prosecdef,
-           p.proleakproof, p.proconfig::text, p.prokind, p.proretset,
+           p.proleakproof, p.proconfig, p.prokind, p.proretset,
            CASE WHEN p.prosqlbody IS NOT NULL THEN pg_get_function_sqlbody(p.oid) END,
            a.aggtransfn::regprocedure, a.aggfinalfn::regprocedure, a.aggcombinefn::regprocedure,
            a.aggserialfn::regprocedure, a.aggdeserialfn::regprocedure,
@@ -51,11 +57,11 @@ family_row AS (
   SELECT f.oid, concat_ws('|', am.amname, n.nspname, f.opfname,
            (SELECT string_agg(concat_ws(' ', o.amoplefttype::regtype, o.amoprighttype::regtype,
                      o.amopstrategy, o.amoppurpose, o.amopopr::regoperator, o.amopsortfamily),
-                     ';' ORDER BY o.amoplefttype::regtype::text, o.amoprighttype::regtype::text, o.amopstrategy)
+                     ';' ORDER BY format_type(o.amoplefttype, NULL), format_type(o.amoprighttype, NULL), o.amopstrategy)
               FROM pg_amop o WHERE o.amopfamily = f.oid),
            (SELECT string_agg(concat_ws(' ', p.amproclefttype::regtype, p.amprocrighttype::regtype,
                      p.amprocnum, p.amproc::regprocedure),
-                     ';' ORDER BY p.amproclefttype::regtype::text, p.amprocrighttype::regtype::text, p.amprocnum)
+                     ';' ORDER BY format_type(p.amproclefttype, NULL), format_type(p.amprocrighttype, NULL), p.amprocnum)
               FROM pg_amproc p WHERE p.amprocfamily = f.oid)) AS r
     FROM pg_opfamily f JOIN pg_am am ON am.oid = f.opfmethod
     JOIN pg_namespace n ON n.oid = f.opfnamespace
@@ -96,8 +102,8 @@ SELECT 'core', e.component, '', md5(string_agg(e.r, E'\n' ORDER BY e.r))
  GROUP BY e.component
 UNION ALL
 SELECT 'core', 'constraint', '', md5(coalesce(string_agg(
-         k.contypid::regtype || ' ' || k.conname || ' ' || pg_get_constraintdef(k.oid), E'\n'
-         ORDER BY k.contypid::regtype::text, k.conname), ''))
+         format_type(k.contypid, NULL) || ' ' || k.conname || ' ' || pg_get_constraintdef(k.oid), E'\n'
+         ORDER BY format_type(k.contypid, NULL), k.conname), ''))
   FROM pg_constraint k WHERE k.contypid BETWEEN 1 AND 16383
 UNION ALL
 SELECT 'extension', x.extname, x.extversion,

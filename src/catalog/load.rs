@@ -19,35 +19,42 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 /// such an object changes it; temporary objects of other sessions do not
 /// (no one else can reach them), and VACUUM and ANALYZE, which update
 /// `pg_class` in place, do not either.
+///
+/// Every query of the loader is written so that no object a user can make
+/// runs in it: no cast to or from text that PostgreSQL does as I/O
+/// conversion (a user may create `CAST (int8 AS text)` and `||` with a
+/// number would call it), only calls of built-in functions and pinned
+/// casts; `concat_ws` prints its arguments with their types' own output
+/// functions.
 pub const FINGERPRINT: &str = "
 WITH temp_ns AS (SELECT oid FROM pg_namespace WHERE nspname ~ '^pg_(toast_)?temp_')
 SELECT concat_ws(' ',
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_proc),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_operator),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_class
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_proc),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_operator),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_class
      WHERE oid >= 16384 AND relnamespace NOT IN (SELECT oid FROM temp_ns)),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_rewrite
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_rewrite
      WHERE ev_class NOT IN (SELECT c.oid FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM temp_ns))),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_type
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_type
      WHERE typnamespace NOT IN (SELECT oid FROM temp_ns)),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_constraint WHERE contypid <> 0),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_policy),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_cast),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_trigger WHERE NOT tgisinternal),
-  (SELECT count(*) || ':' || coalesce(sum(a.xmin::text::bigint), 0) FROM pg_attribute a
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_constraint WHERE contypid <> 0),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_policy),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_cast),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_trigger WHERE NOT tgisinternal),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(a.xmin)))) FROM pg_attribute a
      WHERE a.attrelid >= 16384 AND a.atttypid >= 16384 AND a.attrelid NOT IN
        (SELECT c.oid FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM temp_ns))),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_namespace WHERE oid >= 16384),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_inherits),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_depend
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_namespace WHERE oid >= 16384),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_inherits),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_depend
      WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_extension),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_amop),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_amproc),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_opclass),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_opfamily),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_aggregate),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_language))";
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_extension),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_amop),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_amproc),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_opclass),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_opfamily),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_aggregate),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_language))";
 
 /// The queries of a full load, in the order [`Raw::from_results`] reads
 /// them, after the fingerprint.
@@ -64,13 +71,13 @@ const QUERIES: &[&str] = &[
             l.lanname,
             CASE WHEN l.lanname = 'internal'
                    OR (l.lanname IN ('sql', 'plpgsql') AND p.prosqlbody IS NULL
-                       AND NOT coalesce(p.proconfig::text ~* 'search_path=', false))
+                       AND NOT coalesce(array_to_string(p.proconfig, ' ') ~* 'search_path=', false))
                  THEN p.prosrc ELSE '' END
        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
        JOIN pg_language l ON l.oid = p.prolang
       WHERE p.oid >= 16384
          OR (l.lanname IN ('sql', 'plpgsql') AND p.prosqlbody IS NULL
-             AND NOT coalesce(p.proconfig::text ~* 'search_path=', false))",
+             AND NOT coalesce(array_to_string(p.proconfig, ' ') ~* 'search_path=', false))",
     // Operators and the function behind each.
     "SELECT n.nspname, o.oprname, o.oprcode::oid, coalesce(fn.nspname, ''), coalesce(f.proname, '')
        FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
