@@ -11,7 +11,7 @@
 //! group, so the groups run side by side.
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// Classes run together in one runner process, grouped so the groups
 /// take about as long.
@@ -38,7 +38,12 @@ fn no_attack_of_the_red_team_changes_the_database() {
             for class in *classes {
                 c.arg("--class").arg(class.to_string());
             }
-            (classes, c.output_async())
+            let child = c
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("python3 runs the red-team runner");
+            (classes, child)
         })
         .collect();
     let mut failures = Vec::new();
@@ -74,18 +79,4 @@ fn no_attack_of_the_red_team_changes_the_database() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     assert!(total >= 100, "only {total} attacks ran");
-}
-
-/// `Command::spawn` with captured output, to be waited for later.
-trait SpawnCaptured {
-    fn output_async(&mut self) -> std::process::Child;
-}
-
-impl SpawnCaptured for Command {
-    fn output_async(&mut self) -> std::process::Child {
-        self.stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3 runs the red-team runner")
-    }
 }

@@ -129,8 +129,16 @@ impl Reached {
     }
 }
 
-fn resolved(
-    s: &StatementFacts,
+/// The snapshot key of a name as written.
+fn lookup_key(n: &str, names: Names) -> std::borrow::Cow<'_, str> {
+    match names {
+        Names::QualifiedOnly if !n.contains('.') => format!("pg_catalog.{n}").into(),
+        _ => n.into(),
+    }
+}
+
+fn resolved<'a>(
+    s: &'a StatementFacts,
     snap: &Snapshot,
     params: &[u32],
     names: Names,
@@ -138,13 +146,7 @@ fn resolved(
     // Deparsed text names pg_catalog's objects without a schema; user code
     // there (a function created in pg_catalog) is found under
     // `pg_catalog.name`.
-    let key = |n: &str| -> Option<String> {
-        match names {
-            Names::All => Some(n.to_string()),
-            Names::QualifiedOnly if n.contains('.') => Some(n.to_string()),
-            Names::QualifiedOnly => Some(format!("pg_catalog.{n}")),
-        }
-    };
+    let key = |n: &'a String| lookup_key(n, names);
     let mut out: Option<StatementFacts> = None;
     // Extension functions the catalog vouches for are reads.
     if s.risks.contains(Risks::UNKNOWN_FUNCTION)
@@ -182,7 +184,7 @@ fn resolved(
             risks: Risks::USER_CODE,
         });
     }
-    for f in s.functions.iter().filter_map(|n| key(n)) {
+    for f in s.functions.iter().map(key) {
         for q in snap.functions(&f).into_iter().flatten() {
             r.function(q, format!("function {q}"));
         }
@@ -197,12 +199,12 @@ fn resolved(
             r.function(q, format!("function {q} (as .{a})"));
         }
     }
-    for o in s.operators.iter().filter_map(|n| key(n)) {
+    for o in s.operators.iter().map(key) {
         for q in snap.operator(&o).into_iter().flatten() {
             r.function(q, format!("operator {o} (function {q})"));
         }
     }
-    for t in s.types.iter().filter_map(|n| key(n)) {
+    for t in s.types.iter().map(key) {
         if let Some(code) = snap.type_code(&t) {
             r.code.merge(code);
         }
@@ -212,12 +214,7 @@ fn resolved(
             r.code.merge(code);
         }
     }
-    for t in s
-        .tables_read
-        .iter()
-        .chain(&s.tables_written)
-        .filter_map(|n| key(n))
-    {
+    for t in s.tables_read.iter().chain(&s.tables_written).map(key) {
         if let Some(code) = snap.relation_code(&t) {
             r.code.merge(code);
         }

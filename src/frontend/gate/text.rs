@@ -95,7 +95,9 @@ pub(super) fn decode<'a>(
 /// Text that does not scan is left to the parser.
 pub(super) fn spelled(text: &str, exact: bool, server_utf8: bool) -> bool {
     use pg_query::protobuf::Token;
-    if text.is_ascii() || (exact && server_utf8) {
+    // Exact spelling under a UTF-8 server, the data path's case, costs no
+    // pass over the text.
+    if (exact && server_utf8) || text.is_ascii() {
         return true;
     }
     let Ok(scan) = pg_query::scan(text) else {
