@@ -25,6 +25,8 @@
 //! succeeds, no statement that names a relation, function, operator, type
 //! or column is a read (docs/catalog.md).
 
+pub mod baseline;
+mod bodies;
 pub mod load;
 pub mod resolve;
 pub mod snapshot;
@@ -115,6 +117,9 @@ pub struct Watch {
 
 impl Registry {
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Registry {
+        if let Err(e) = baseline::Baseline::install(&config.catalog_baseline) {
+            warn!(error = %e, "catalog baseline not read; only the shipped one is used");
+        }
         Registry {
             metrics,
             conninfo: config.catalog.clone(),

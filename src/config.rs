@@ -67,6 +67,9 @@ pub struct Config {
     pub catalog: Option<String>,
     /// How often the catalog is checked for changes made past airlock.
     pub catalog_poll: Duration,
+    /// Baselines recorded by `scripts/record-baseline.sh` beside the
+    /// shipped one (another major version, extensions of one's own).
+    pub catalog_baseline: Vec<std::path::PathBuf>,
 }
 
 /// A person who may decide requests through the admin API.
@@ -150,6 +153,7 @@ impl Config {
             estimates: None,
             catalog: None,
             catalog_poll: Duration::from_secs(1),
+            catalog_baseline: Vec::new(),
         }
     }
 }
@@ -219,6 +223,10 @@ pub struct Settings {
     /// Seconds between checks for catalog changes made past airlock (default 1)
     #[arg(long, env = "AIRLOCK_CATALOG_POLL")]
     pub catalog_poll: Option<f64>,
+    /// Baseline files of what PostgreSQL and extensions ship, beside the shipped one (scripts/record-baseline.sh)
+    #[arg(long, env = "AIRLOCK_CATALOG_BASELINE", value_delimiter = ',')]
+    #[serde(default)]
+    pub catalog_baseline: Vec<std::path::PathBuf>,
     /// Reviewers (config file only): `[[reviewers]] name, token, groups, roles`
     #[arg(skip)]
     #[serde(default)]
@@ -265,6 +273,11 @@ impl Settings {
             estimates: self.estimates.or(lower.estimates),
             catalog: self.catalog.or(lower.catalog),
             catalog_poll: self.catalog_poll.or(lower.catalog_poll),
+            catalog_baseline: if self.catalog_baseline.is_empty() {
+                lower.catalog_baseline
+            } else {
+                self.catalog_baseline
+            },
             reviewers: if self.reviewers.is_empty() {
                 lower.reviewers
             } else {
@@ -375,6 +388,17 @@ impl Settings {
             }
         }
         config.catalog = self.catalog;
+        for p in &self.catalog_baseline {
+            match std::fs::read_to_string(p) {
+                Ok(text) => {
+                    if let Err(e) = crate::catalog::baseline::Baseline::parse(&text) {
+                        errors.push(format!("catalog_baseline {}: {e}", p.display()));
+                    }
+                }
+                Err(e) => errors.push(format!("catalog_baseline {}: {e}", p.display())),
+            }
+        }
+        config.catalog_baseline = self.catalog_baseline;
         seconds_into(
             &mut errors,
             "catalog_poll",

@@ -428,3 +428,56 @@ async fn policy_check_takes_a_catalog_into_account() {
         "{with}"
     );
 }
+
+/// airlock's own reads of the catalog run no user code: a superuser may
+/// create casts to text that PostgreSQL otherwise does as I/O conversion
+/// (`||` with a number, `::text` of an OID type or an array), and the
+/// loader's fingerprint and baseline queries must not call them.
+#[tokio::test]
+async fn the_catalog_loader_runs_no_planted_cast() {
+    let (db, direct) = fresh_db().await;
+    let mut planted = String::new();
+    for (i, (ty, out)) in [
+        ("int8", "int8out"),
+        ("xid", "xidout"),
+        ("regtype", "regtypeout"),
+        ("regprocedure", "regprocedureout"),
+        ("regoperator", "regoperatorout"),
+        ("\"char\"[]", "array_out"),
+        ("text[]", "array_out"),
+        ("regtype[]", "array_out"),
+        ("oid[]", "array_out"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        planted.push_str(&format!(
+            "CREATE FUNCTION planted_{i}(x {ty}) RETURNS text LANGUAGE plpgsql AS $$
+                 BEGIN PERFORM pg_advisory_lock(7100 + {i}); RETURN pg_catalog.textin(pg_catalog.{out}(x)); END $$;
+             CREATE CAST ({ty} AS text) WITH FUNCTION planted_{i}({ty});\n"
+        ));
+    }
+    direct.batch_execute(&planted).await.expect("plant casts");
+    // The planted casts do run where PostgreSQL converts these types.
+    let locked: bool = direct
+        .query_one(
+            "SELECT length('n=' || 42::int8) > 0
+                AND EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid())",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(locked, "the planted cast did not run direct");
+    direct
+        .batch_execute("SELECT pg_advisory_unlock_all()")
+        .await
+        .unwrap();
+    let proxy = proxy(Duration::from_millis(100), |_| {});
+    let c = proxy.connect("postgres", &db).await;
+    proxy.catalog_caught_up(&direct, &db).await;
+    // A few polls.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.simple_query("SELECT 1").await.unwrap();
+    no_locks(&direct).await;
+}

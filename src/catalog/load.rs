@@ -2,8 +2,10 @@
 //! trip, one read-only REPEATABLE READ transaction, so every list and the
 //! fingerprint describe the same moment.
 //!
-//! Only objects with OIDs from `FirstNormalObjectId` (16384) up are read:
-//! everything below was created by initdb and is PostgreSQL's own. The
+//! Objects with OIDs from `FirstNormalObjectId` (16384) up are read one by
+//! one. Below that initdb made them, but a superuser can replace them in
+//! place: [`super::baseline`] compares digests of them with what
+//! PostgreSQL ships. The
 //! session sets `search_path` to `pg_catalog` alone, so the definitions
 //! PostgreSQL deparses (views, CHECK constraints, policies) name every user
 //! object with its schema.
@@ -11,43 +13,71 @@
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 /// A statement of the fingerprint: counts and transaction ids of the rows
-/// that describe user code. Any CREATE, ALTER, DROP or CREATE OR REPLACE of
+/// that describe user code, and of the catalogs of built-in code a
+/// superuser can change in place (CREATE OR REPLACE keeps a built-in's
+/// OID; `baseline` tells whether it still is what PostgreSQL shipped). Any CREATE, ALTER, DROP or CREATE OR REPLACE of
 /// such an object changes it; temporary objects of other sessions do not
 /// (no one else can reach them), and VACUUM and ANALYZE, which update
 /// `pg_class` in place, do not either.
+///
+/// Every query of the loader is written so that no object a user can make
+/// runs in it: no cast to or from text that PostgreSQL does as I/O
+/// conversion (a user may create `CAST (int8 AS text)` and `||` with a
+/// number would call it), only calls of built-in functions and pinned
+/// casts; `concat_ws` prints its arguments with their types' own output
+/// functions.
 pub const FINGERPRINT: &str = "
 WITH temp_ns AS (SELECT oid FROM pg_namespace WHERE nspname ~ '^pg_(toast_)?temp_')
 SELECT concat_ws(' ',
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_proc WHERE oid >= 16384),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_operator WHERE oid >= 16384),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_class
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_proc),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_operator),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_class
      WHERE oid >= 16384 AND relnamespace NOT IN (SELECT oid FROM temp_ns)),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_rewrite WHERE oid >= 16384
-     AND ev_class NOT IN (SELECT c.oid FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM temp_ns))),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_type
-     WHERE oid >= 16384 AND typnamespace NOT IN (SELECT oid FROM temp_ns)),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_constraint WHERE contypid <> 0),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_policy),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_cast WHERE oid >= 16384),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_trigger WHERE NOT tgisinternal),
-  (SELECT count(*) || ':' || coalesce(sum(a.xmin::text::bigint), 0) FROM pg_attribute a
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_rewrite
+     WHERE ev_class NOT IN (SELECT c.oid FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM temp_ns))),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_type
+     WHERE typnamespace NOT IN (SELECT oid FROM temp_ns)),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_constraint WHERE contypid <> 0),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_policy),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_cast),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_trigger WHERE NOT tgisinternal),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(a.xmin)))) FROM pg_attribute a
      WHERE a.attrelid >= 16384 AND a.atttypid >= 16384 AND a.attrelid NOT IN
        (SELECT c.oid FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM temp_ns))),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_namespace WHERE oid >= 16384),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_inherits),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_depend
-     WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'))";
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_namespace WHERE oid >= 16384),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_inherits),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_depend
+     WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_extension),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_amop),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_amproc),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_opclass),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_opfamily),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_aggregate),
+  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_language))";
 
 /// The queries of a full load, in the order [`Raw::from_results`] reads
 /// them, after the fingerprint.
 const QUERIES: &[&str] = &[
     // Functions: who may call them with one argument (attribute notation),
     // and whether an extension installed them.
+    // The body is read where it resolves names by the caller's search_path
+    // (a string body in SQL or PL/pgSQL without a SET search_path of its
+    // own), and for internal functions (the C function it names).
     "SELECT p.oid, n.nspname, p.proname, p.provolatile, p.pronargs, p.pronargdefaults,
-            EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
-                    AND d.objid = p.oid AND d.deptype = 'e')
+            coalesce((SELECT x.extname FROM pg_depend d JOIN pg_extension x ON x.oid = d.refobjid
+                       WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                         AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'), ''),
+            l.lanname,
+            CASE WHEN l.lanname = 'internal'
+                   OR (l.lanname IN ('sql', 'plpgsql') AND p.prosqlbody IS NULL
+                       AND NOT coalesce(array_to_string(p.proconfig, ' ') ~* 'search_path=', false))
+                 THEN p.prosrc ELSE '' END
        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-      WHERE p.oid >= 16384",
+       JOIN pg_language l ON l.oid = p.prolang
+      WHERE p.oid >= 16384
+         OR (l.lanname IN ('sql', 'plpgsql') AND p.prosqlbody IS NULL
+             AND NOT coalesce(array_to_string(p.proconfig, ' ') ~* 'search_path=', false))",
     // Operators and the function behind each.
     "SELECT n.nspname, o.oprname, o.oprcode::oid, coalesce(fn.nspname, ''), coalesce(f.proname, '')
        FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
@@ -80,7 +110,10 @@ const QUERIES: &[&str] = &[
     // base, a range its subtype, a multirange its range, a composite (and
     // the row type of each table) its relation.
     "SELECT t.oid, n.nspname, t.typname, coalesce(rn.nspname, ''), coalesce(rc.relname, ''),
-            t.typelem, t.typbasetype, coalesce(r.rngsubtype, 0), coalesce(m.rngtypid, 0)
+            t.typelem, t.typbasetype, coalesce(r.rngsubtype, 0), coalesce(m.rngtypid, 0),
+            coalesce((SELECT x.extname FROM pg_depend d JOIN pg_extension x ON x.oid = d.refobjid
+                       WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid
+                         AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'), '')
        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
        LEFT JOIN pg_class rc ON rc.oid = t.typrelid
        LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
@@ -92,10 +125,37 @@ const QUERIES: &[&str] = &[
        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
       WHERE a.atttypid >= 16384 AND a.attnum > 0 AND NOT a.attisdropped AND c.reltype <> 0",
     // Casts users created that call a function.
-    "SELECT k.castsource, k.casttarget, k.castfunc, fn.nspname, f.proname
+    "SELECT k.castsource, k.casttarget, k.castfunc, fn.nspname, f.proname,
+            coalesce((SELECT x.extname FROM pg_depend d JOIN pg_extension x ON x.oid = d.refobjid
+                       WHERE d.classid = 'pg_cast'::regclass AND d.objid = k.oid
+                         AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'), '')
        FROM pg_cast k JOIN pg_proc f ON f.oid = k.castfunc
        JOIN pg_namespace fn ON fn.oid = f.pronamespace
       WHERE k.oid >= 16384",
+    // Operator-class members users added (comparison, hashing, sort support
+    // and the operators of an index, a partition key, ORDER BY or DISTINCT):
+    // the function each calls, the types it is for, and the extension of
+    // the row or its family.
+    "WITH ext AS (
+       SELECT d.classid, d.objid, x.extname FROM pg_depend d JOIN pg_extension x ON x.oid = d.refobjid
+        WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e')
+     SELECT p.amproclefttype, p.amprocrighttype, f.oid, fn.nspname, f.proname,
+            coalesce((SELECT extname FROM ext WHERE classid = 'pg_amproc'::regclass AND objid = p.oid),
+                     (SELECT extname FROM ext WHERE classid = 'pg_opfamily'::regclass AND objid = p.amprocfamily), ''),
+            am.amname || ' ' || fam.opfname
+       FROM pg_amproc p JOIN pg_proc f ON f.oid = p.amproc
+       JOIN pg_namespace fn ON fn.oid = f.pronamespace
+       JOIN pg_opfamily fam ON fam.oid = p.amprocfamily JOIN pg_am am ON am.oid = fam.opfmethod
+      WHERE p.oid >= 16384
+     UNION ALL
+     SELECT o.amoplefttype, o.amoprighttype, f.oid, fn.nspname, f.proname,
+            coalesce((SELECT extname FROM ext WHERE classid = 'pg_amop'::regclass AND objid = o.oid),
+                     (SELECT extname FROM ext WHERE classid = 'pg_opfamily'::regclass AND objid = o.amopfamily), ''),
+            am.amname || ' ' || fam.opfname
+       FROM pg_amop o JOIN pg_operator op ON op.oid = o.amopopr
+       JOIN pg_proc f ON f.oid = op.oprcode JOIN pg_namespace fn ON fn.oid = f.pronamespace
+       JOIN pg_opfamily fam ON fam.oid = o.amopfamily JOIN pg_am am ON am.oid = fam.opfmethod
+      WHERE o.oid >= 16384",
     // Relations with triggers of their own: writing them may run any code.
     "SELECT DISTINCT n.nspname, c.relname
        FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
@@ -113,7 +173,12 @@ pub struct Function {
     pub volatility: char,
     pub nargs: i64,
     pub nargdefaults: i64,
-    pub extension: bool,
+    /// The extension it is a member of, if any.
+    pub extension: Option<String>,
+    pub language: String,
+    /// The body, where it resolves names by the caller's search_path (or
+    /// names the C function of an internal one); empty otherwise.
+    pub body: String,
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +221,7 @@ pub struct Type {
     pub relation: Option<Named>,
     /// Types a value of this type contains or is checked as.
     pub contains: Vec<u32>,
+    pub extension: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -165,6 +231,20 @@ pub struct Cast {
     pub function: u32,
     pub function_schema: String,
     pub function_name: String,
+    pub extension: Option<String>,
+}
+
+/// An operator-class member (support function or operator) users added.
+#[derive(Debug, Clone)]
+pub struct ClassMember {
+    pub left: u32,
+    pub right: u32,
+    pub function: u32,
+    pub function_schema: String,
+    pub function_name: String,
+    pub extension: Option<String>,
+    /// `btree integer_ops`, for reviewers.
+    pub family: String,
 }
 
 /// Everything a load read, before any of it is judged.
@@ -180,7 +260,13 @@ pub struct Raw {
     pub checks: Vec<(u32, String)>,
     pub types: Vec<Type>,
     pub casts: Vec<Cast>,
+    pub class_members: Vec<ClassMember>,
     pub triggers: Vec<Named>,
+    /// The server's major version.
+    pub major: u32,
+    pub server_encoding: String,
+    /// The rows of `baseline.sql`: (kind, name, version, digest).
+    pub baseline: Vec<[String; 4]>,
 }
 
 /// Sets that precede every load and fingerprint: deparsed names carry
@@ -208,6 +294,11 @@ pub async fn load(client: &Client) -> Result<Raw, String> {
         sql.push_str(q);
         sql.push_str(";\n");
     }
+    sql.push_str(
+        "SELECT current_setting('server_version_num'), current_setting('server_encoding');\n",
+    );
+    sql.push_str(super::baseline::QUERY);
+    sql.push_str(";\n");
     sql.push_str("COMMIT");
     let results = run(client, &sql).await.map_err(|e| e.to_string())?;
     // BEGIN and three SETs, then the fingerprint and the queries.
@@ -228,7 +319,9 @@ pub async fn load(client: &Client) -> Result<Raw, String> {
             volatility: text(&r, 3).chars().next().unwrap_or('v'),
             nargs: num(&r, 4),
             nargdefaults: num(&r, 5),
-            extension: text(&r, 6) == "t",
+            extension: some(text(&r, 6)),
+            language: text(&r, 7),
+            body: text(&r, 8),
         });
     }
     for r in next() {
@@ -280,6 +373,7 @@ pub async fn load(client: &Client) -> Result<Raw, String> {
                 .map(|i| num(&r, i) as u32)
                 .filter(|o| *o != 0)
                 .collect(),
+            extension: some(text(&r, 9)),
         });
     }
     let columns = next();
@@ -290,6 +384,18 @@ pub async fn load(client: &Client) -> Result<Raw, String> {
             function: num(&r, 2) as u32,
             function_schema: text(&r, 3),
             function_name: text(&r, 4),
+            extension: some(text(&r, 5)),
+        });
+    }
+    for r in next() {
+        raw.class_members.push(ClassMember {
+            left: num(&r, 0) as u32,
+            right: num(&r, 1) as u32,
+            function: num(&r, 2) as u32,
+            function_schema: text(&r, 3),
+            function_name: text(&r, 4),
+            extension: some(text(&r, 5)),
+            family: text(&r, 6),
         });
     }
     for r in next() {
@@ -297,6 +403,13 @@ pub async fn load(client: &Client) -> Result<Raw, String> {
             schema: text(&r, 0),
             name: text(&r, 1),
         });
+    }
+    let settings = next();
+    raw.major = settings.first().map_or(0, |r| num(r, 0) as u32 / 10_000);
+    raw.server_encoding = settings.first().map(|r| text(r, 1)).unwrap_or_default();
+    for r in next() {
+        raw.baseline
+            .push([text(&r, 0), text(&r, 1), text(&r, 2), text(&r, 3)]);
     }
     // Row types contain their columns' types.
     let by_oid: std::collections::HashMap<u32, usize> = raw
@@ -330,6 +443,10 @@ async fn run(client: &Client, sql: &str) -> Result<Vec<Rows>, tokio_postgres::Er
         }
     }
     Ok(results)
+}
+
+fn some(s: String) -> Option<String> {
+    Some(s).filter(|s| !s.is_empty())
 }
 
 fn text(r: &[Option<String>], i: usize) -> String {

@@ -76,20 +76,26 @@ pub fn resolve_changed(
     };
     let mut out: Option<Facts> = None;
     for (i, s) in facts.statements.iter().enumerate() {
-        let touches = !s.tables_read.is_empty()
-            || !s.tables_written.is_empty()
-            || !s.functions.is_empty()
-            || !s.operators.is_empty()
-            || !s.types.is_empty()
-            || !s.attributes.is_empty()
-            || (i == 0 && !params.is_empty());
-        if s.kind == Kind::Read && touches {
+        let p = if i == 0 { params } else { &[] };
+        if s.kind == Kind::Read && touches(s, p) {
             let st = &mut out.get_or_insert_with(|| (**facts).clone()).statements[i];
             st.risks.insert(Risks::USER_CODE);
             st.user_code.push(reason.clone());
         }
     }
     out.map(Arc::new)
+}
+
+/// Whether a statement names a relation, function, operator, type or
+/// column, or takes parameters: only then can it reach user code.
+fn touches(s: &StatementFacts, params: &[u32]) -> bool {
+    !s.tables_read.is_empty()
+        || !s.tables_written.is_empty()
+        || !s.functions.is_empty()
+        || !s.operators.is_empty()
+        || !s.types.is_empty()
+        || !s.attributes.is_empty()
+        || !params.is_empty()
 }
 
 /// A statement PostgreSQL deparsed with `search_path = pg_catalog` (a
@@ -123,13 +129,24 @@ impl Reached {
     }
 }
 
-fn resolved(
-    s: &StatementFacts,
+/// The snapshot key of a name as written.
+fn lookup_key(n: &str, names: Names) -> std::borrow::Cow<'_, str> {
+    match names {
+        Names::QualifiedOnly if !n.contains('.') => format!("pg_catalog.{n}").into(),
+        _ => n.into(),
+    }
+}
+
+fn resolved<'a>(
+    s: &'a StatementFacts,
     snap: &Snapshot,
     params: &[u32],
     names: Names,
 ) -> Option<StatementFacts> {
-    let look = |n: &String| names == Names::All || n.contains('.');
+    // Deparsed text names pg_catalog's objects without a schema; user code
+    // there (a function created in pg_catalog) is found under
+    // `pg_catalog.name`.
+    let key = |n: &'a String| lookup_key(n, names);
     let mut out: Option<StatementFacts> = None;
     // Extension functions the catalog vouches for are reads.
     if s.risks.contains(Risks::UNKNOWN_FUNCTION)
@@ -157,9 +174,24 @@ fn resolved(
             .remove(Risks::UNKNOWN_OPERATOR);
     }
     let mut r = Reached::default();
-    for f in s.functions.iter().filter(|n| look(n)) {
-        for q in snap.functions(f).into_iter().flatten() {
+    // User code no name in the text leads to (casts from built-in types,
+    // operator classes, a changed built-in): any statement that names
+    // anything may reach it.
+    if names == Names::All && !snap.ambient.is_empty() && touches(s, params) {
+        r.code.merge(&Code {
+            what: snap.ambient.clone(),
+            functions: Vec::new(),
+            risks: Risks::USER_CODE,
+        });
+    }
+    for f in s.functions.iter().map(key) {
+        for q in snap.functions(&f).into_iter().flatten() {
             r.function(q, format!("function {q}"));
+        }
+        // `f(x)` is a cast to a type named `f` when no function matches
+        // exactly: a domain's CHECK or a cast's function runs.
+        if let Some(code) = snap.type_code(&f) {
+            r.code.merge(code);
         }
     }
     for a in s.attributes.iter().filter(|_| names == Names::All) {
@@ -167,13 +199,13 @@ fn resolved(
             r.function(q, format!("function {q} (as .{a})"));
         }
     }
-    for o in s.operators.iter().filter(|n| look(n)) {
-        for q in snap.operator(o).into_iter().flatten() {
+    for o in s.operators.iter().map(key) {
+        for q in snap.operator(&o).into_iter().flatten() {
             r.function(q, format!("operator {o} (function {q})"));
         }
     }
-    for t in s.types.iter().filter(|n| look(n)) {
-        if let Some(code) = snap.type_code(t) {
+    for t in s.types.iter().map(key) {
+        if let Some(code) = snap.type_code(&t) {
             r.code.merge(code);
         }
     }
@@ -182,13 +214,8 @@ fn resolved(
             r.code.merge(code);
         }
     }
-    for t in s
-        .tables_read
-        .iter()
-        .chain(&s.tables_written)
-        .filter(|n| look(n))
-    {
-        if let Some(code) = snap.relation_code(t) {
+    for t in s.tables_read.iter().chain(&s.tables_written).map(key) {
+        if let Some(code) = snap.relation_code(&t) {
             r.code.merge(code);
         }
     }

@@ -18,6 +18,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::baseline::Baseline;
+use super::bodies;
 use super::load::{Named, Raw};
 use super::resolve::resolve_deparsed;
 use crate::classify::{builtins, classify, Risks, StatementFacts};
@@ -87,7 +89,25 @@ pub struct Snapshot {
     relations: HashMap<String, Code>,
     /// Relations with triggers.
     triggers: HashSet<String>,
+    /// User code any statement may reach without naming it (a cast from a
+    /// built-in type, an operator-class member, a changed built-in): why.
+    pub ambient: Vec<String>,
+    /// Functions untrusted because user code can hijack their bodies.
+    pub hijacked: Vec<String>,
+    /// The database's encoding is UTF8 (the parser folds names as the
+    /// server does).
+    pub server_utf8: bool,
 }
+
+/// The C functions of internal-language functions PostgreSQL's own
+/// commands create for users (a range type's constructors).
+const SAFE_INTERNAL: &[&str] = &[
+    "range_constructor2",
+    "range_constructor3",
+    "multirange_constructor0",
+    "multirange_constructor1",
+    "multirange_constructor2",
+];
 
 /// The names a statement may use for `schema.name`: with and without the
 /// schema, and a session's temporary schema by its alias `pg_temp`.
@@ -126,6 +146,7 @@ impl Snapshot {
             && self.relations.is_empty()
             && self.trusted.is_empty()
             && self.safe_operators.is_empty()
+            && self.ambient.is_empty()
     }
 
     /// The untrusted functions a call of `name` as written may reach.
@@ -179,6 +200,8 @@ impl Snapshot {
             .chain(self.functions.keys().map(|k| format!("function {k}")))
             .chain(self.operators.keys().map(|k| format!("operator {k}")))
             .filter(|n| n.contains('.'))
+            .chain(self.ambient.iter().cloned())
+            .chain(self.hijacked.iter().cloned())
             .collect();
         names.sort();
         names
@@ -190,15 +213,98 @@ impl Snapshot {
             fingerprint: raw.fingerprint,
             ..Snapshot::default()
         };
-        // Functions.
+        s.server_utf8 = raw.server_encoding.eq_ignore_ascii_case("UTF8");
+        let judged = Baseline::current().judge(raw.major, &raw.baseline);
+        if !judged.core_differs.is_empty() {
+            s.ambient.push(format!(
+                "the built-in catalog differs from what PostgreSQL {} ships ({}): built-ins may run user code",
+                raw.major,
+                judged.core_differs.join(", ")
+            ));
+        }
+        let trusted_extension = |e: &Option<String>| {
+            e.as_ref()
+                .is_some_and(|e| judged.trusted_extensions.contains(e))
+        };
+        // Functions: which are trusted, before search paths are considered.
+        let mut trust: Vec<bool> = raw
+            .functions
+            .iter()
+            .map(|f| {
+                if f.oid < 16_384 {
+                    // A built-in read only for its body (below).
+                    return true;
+                }
+                let member = trusted_extension(&f.extension)
+                    && (matches!(f.volatility, 'i' | 's')
+                        || builtins::is_reviewed_extension_read(&f.name))
+                    && !builtins::has_side_effects(&f.name)
+                    && !builtins::runs_sql_text(&f.name);
+                // A range type's constructors: the C functions PostgreSQL's
+                // own CREATE TYPE makes them call.
+                let constructor = f.language == "internal"
+                    && SAFE_INTERNAL.contains(&f.body.as_str())
+                    && f.extension.is_none();
+                member || constructor
+            })
+            .collect();
+        // Bodies that resolve names by the caller's path lose their trust
+        // when user code bears a name they use; each one lost may take
+        // others with it.
+        let mut hijackers: HashSet<String> = raw
+            .types
+            .iter()
+            .filter(|t| !trusted_extension(&t.extension))
+            .map(|t| t.name.clone())
+            .chain(raw.views.iter().map(|v| v.name.clone()))
+            .chain(raw.foreign.iter().map(|f| f.name.clone()))
+            .chain(raw.operators.iter().map(|o| o.name.clone()))
+            .collect();
+        hijackers.extend(
+            raw.functions
+                .iter()
+                .zip(&trust)
+                .filter(|(_, t)| !**t)
+                .map(|(f, _)| f.name.clone()),
+        );
+        let bodies: Vec<Option<HashSet<String>>> = raw
+            .functions
+            .iter()
+            .map(|f| {
+                matches!(f.language.as_str(), "sql" | "plpgsql")
+                    .then(|| bodies::unqualified_names(&f.body))
+                    .filter(|_| !f.body.is_empty())
+            })
+            .collect();
+        let mut hijacked: HashMap<usize, String> = HashMap::new();
+        loop {
+            let mut changed = false;
+            for (i, f) in raw.functions.iter().enumerate() {
+                let Some(used) = &bodies[i] else { continue };
+                if !trust[i] {
+                    continue;
+                }
+                if let Some(n) =
+                    bodies::uses_any(&f.body, used, hijackers.iter().map(String::as_str))
+                {
+                    trust[i] = false;
+                    hijacked.insert(i, n.to_string());
+                    hijackers.insert(f.name.clone());
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
         let mut by_oid: HashMap<u32, (bool, String)> = HashMap::new();
         let mut all_trusted: HashMap<String, bool> = HashMap::new();
-        for f in &raw.functions {
+        for (i, f) in raw.functions.iter().enumerate() {
             let qualified = format!("{}.{}", f.schema, f.name);
-            let trusted = f.extension
-                && (matches!(f.volatility, 'i' | 's')
-                    || builtins::is_reviewed_extension_read(&f.name))
-                && !builtins::has_side_effects(&f.name);
+            let trusted = trust[i];
+            if f.oid < 16_384 && trusted {
+                continue;
+            }
             by_oid.insert(f.oid, (trusted, qualified.clone()));
             for k in keys(&f.schema, &f.name) {
                 let t = all_trusted.entry(k).or_insert(true);
@@ -206,6 +312,11 @@ impl Snapshot {
             }
             if trusted {
                 continue;
+            }
+            if let Some(name) = hijacked.get(&i) {
+                s.hijacked.push(format!(
+                    "function {qualified} (its body finds {name} by the caller's search_path, and user code is named so)"
+                ));
             }
             for k in keys(&f.schema, &f.name) {
                 push_unique(&mut s.functions, k, &qualified);
@@ -257,9 +368,32 @@ impl Snapshot {
         // run it.
         let types: HashMap<u32, &super::load::Type> =
             raw.types.iter().map(|t| (t.oid, t)).collect();
+        // A type users made (no trusted extension's): its values appear
+        // only where the statement or a relation shows it.
+        let markable = |oid: u32| {
+            types
+                .get(&oid)
+                .is_some_and(|t| !trusted_extension(&t.extension))
+        };
         let mut seeds: Vec<(u32, Code)> = Vec::new();
         for c in &raw.casts {
-            if function_is_safe(c.function, &c.function_schema, &c.function_name) {
+            if trusted_extension(&c.extension)
+                || function_is_safe(c.function, &c.function_schema, &c.function_name)
+            {
+                continue;
+            }
+            // A cast runs where a value of its source type meets a context
+            // that wants its target type; the parser picks implicit and
+            // assignment casts the text does not show, and built-in bodies
+            // cast their arguments (textanycat). When either type is a
+            // user's, that type's values, which a statement must name or
+            // read from a relation, run it; between two built-in types it
+            // may run anywhere.
+            if !markable(c.source) && !markable(c.target) {
+                s.ambient.push(format!(
+                    "a cast calls {}.{}, which is not known to be free of side effects",
+                    c.function_schema, c.function_name
+                ));
                 continue;
             }
             let code = Code {
@@ -270,9 +404,39 @@ impl Snapshot {
                 functions: vec![format!("{}.{}", c.function_schema, c.function_name)],
                 risks: Risks::UNKNOWN_FUNCTION,
             };
-            seeds.push((c.source, code.clone()));
-            seeds.push((c.target, code));
+            for t in [c.source, c.target].into_iter().filter(|t| markable(*t)) {
+                seeds.push((t, code.clone()));
+            }
         }
+        // Operator-class members run in sorting, grouping, hashing, index
+        // scans and partition pruning, with no function in the text.
+        for m in &raw.class_members {
+            if trusted_extension(&m.extension)
+                || function_is_safe(m.function, &m.function_schema, &m.function_name)
+            {
+                continue;
+            }
+            let what = format!(
+                "operator family {} calls {}.{}",
+                m.family, m.function_schema, m.function_name
+            );
+            if !markable(m.left) && !markable(m.right) {
+                s.ambient.push(format!(
+                    "{what}, which is not known to be free of side effects"
+                ));
+                continue;
+            }
+            let code = Code {
+                what: vec![what],
+                functions: vec![format!("{}.{}", m.function_schema, m.function_name)],
+                risks: Risks::UNKNOWN_FUNCTION,
+            };
+            for t in [m.left, m.right].into_iter().filter(|t| markable(*t)) {
+                seeds.push((t, code.clone()));
+            }
+        }
+        s.ambient.sort();
+        s.ambient.dedup();
         for (oid, code) in seeds {
             s.mark_type(oid, &code, types.get(&oid).copied());
         }

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use super::load::{Cast, Function, Named, Operator, Policy, Raw, Type, View};
+use super::baseline::Baseline;
+use super::load::{Cast, ClassMember, Function, Named, Operator, Policy, Raw, Type, View};
 use super::*;
 use crate::classify::{classify, Facts, Risks};
 
@@ -15,7 +16,9 @@ fn function(oid: u32, schema: &str, name: &str, volatility: char, nargs: i64) ->
         volatility,
         nargs,
         nargdefaults: 0,
-        extension: false,
+        extension: None,
+        language: "plpgsql".into(),
+        body: String::new(),
     }
 }
 
@@ -33,17 +36,21 @@ fn user_type(oid: u32, name: &str, relation: Option<&str>, contains: &[u32]) -> 
         name: name.into(),
         relation: relation.map(|r| named("app", r)),
         contains: contains.to_vec(),
+        extension: None,
     }
 }
 
 /// A database with a little of every kind of user code.
 fn raw() -> Raw {
     let mut ext = function(20010, "public", "digest", 'i', 2);
-    ext.extension = true;
+    ext.extension = Some("pgcrypto".into());
     let mut ext_volatile = function(20011, "public", "gen_salt", 'v', 1);
-    ext_volatile.extension = true;
+    ext_volatile.extension = Some("pgcrypto".into());
     Raw {
         fingerprint: "fp".into(),
+        major: 15,
+        server_encoding: "UTF8".into(),
+        baseline: super::baseline::Baseline::pristine_rows(15, &["pgcrypto"]),
         functions: vec![
             function(20001, "app", "grab", 'v', 1),
             function(20002, "app", "lower", 's', 1),
@@ -105,11 +112,13 @@ fn raw() -> Raw {
         ],
         casts: vec![Cast {
             source: 30004,
-            target: 25,
+            target: 30001,
             function: 20006,
             function_schema: "app".into(),
             function_name: "cast_fn".into(),
+            extension: None,
         }],
+        class_members: Vec::new(),
         triggers: vec![named("app", "audited")],
     }
 }
@@ -312,7 +321,7 @@ fn only_what_may_change_the_catalog_asks_for_a_new_snapshot() {
 #[test]
 fn facts_without_user_code_keep_their_allocation() {
     let facts = Arc::new(classify("SELECT id FROM app.t WHERE id = 1"));
-    let k = Known::Snapshot(Arc::new(Snapshot::build(Raw::default())));
+    let k = Known::Snapshot(Arc::new(Snapshot::build(pristine())));
     assert!(Arc::ptr_eq(&facts, &resolve(&facts, &k, false, &[])));
     let with_code = known();
     let plain = Arc::new(classify("SELECT id FROM app.t WHERE id > 1"));
@@ -320,4 +329,151 @@ fn facts_without_user_code_keep_their_allocation() {
         &plain,
         &resolve(&plain, &with_code, false, &[])
     ));
+}
+
+/// A database with nothing but what PostgreSQL and `pgcrypto` install.
+fn pristine() -> Raw {
+    Raw {
+        major: 15,
+        server_encoding: "UTF8".into(),
+        baseline: Baseline::pristine_rows(15, &["pgcrypto"]),
+        ..Raw::default()
+    }
+}
+
+fn read_in(raw: Raw, sql: &str) -> bool {
+    let k = Known::Snapshot(Arc::new(Snapshot::build(raw)));
+    let f = resolve(&Arc::new(classify(sql)), &k, false, &[]);
+    f.statements.iter().all(|s| s.is_read())
+}
+
+#[test]
+fn a_catalog_without_a_baseline_or_a_changed_built_in_proves_nothing() {
+    assert!(read_in(pristine(), "SELECT lpad('x', 3)"));
+    assert!(
+        !read_in(Raw::default(), "SELECT lpad('x', 3)"),
+        "no baseline for version 0"
+    );
+    let mut changed = pristine();
+    for row in changed.baseline.iter_mut().filter(|r| r[1] == "proc") {
+        row[3] = "replaced".into();
+    }
+    assert!(!read_in(changed.clone(), "SELECT lpad('x', 3)"));
+    assert!(!read_in(changed.clone(), "SELECT * FROM t"));
+    assert!(read_in(changed, "SELECT 1"), "names nothing");
+}
+
+#[test]
+fn a_cast_or_operator_class_over_built_in_types_reaches_every_statement() {
+    let mut raw = pristine();
+    raw.functions
+        .push(function(20001, "public", "evil", 'i', 1));
+    raw.casts.push(Cast {
+        source: 23,
+        target: 25,
+        function: 20001,
+        function_schema: "public".into(),
+        function_name: "evil".into(),
+        extension: None,
+    });
+    assert!(!read_in(raw.clone(), "SELECT 'n=' || 42"));
+    assert!(!read_in(raw.clone(), "SELECT id FROM t ORDER BY id"));
+    let mut raw = pristine();
+    raw.functions.push(function(20001, "public", "cmp", 'i', 2));
+    raw.class_members.push(ClassMember {
+        left: 114,
+        right: 114,
+        function: 20001,
+        function_schema: "public".into(),
+        function_name: "cmp".into(),
+        extension: None,
+        family: "btree json_ops".into(),
+    });
+    assert!(!read_in(raw.clone(), "SELECT DISTINCT j FROM t"));
+    // A member over built-in functions is harmless.
+    raw.class_members[0].function = 351;
+    raw.class_members[0].function_schema = "pg_catalog".into();
+    raw.class_members[0].function_name = "btint4cmp".into();
+    assert!(read_in(raw, "SELECT DISTINCT j FROM t"));
+}
+
+#[test]
+fn extension_functions_are_trusted_only_as_the_extension_installs_them() {
+    let mut raw = pristine();
+    let mut f = function(20010, "public", "digest", 'i', 2);
+    f.extension = Some("pgcrypto".into());
+    raw.functions.push(f);
+    assert!(read_in(raw.clone(), "SELECT digest('x', 'sha1')"));
+    for row in raw.baseline.iter_mut().filter(|r| r[1] == "pgcrypto") {
+        row[3] = "member added".into();
+    }
+    assert!(!read_in(raw.clone(), "SELECT digest('x', 'sha1')"));
+    // A function made a member of an extension no baseline knows.
+    let mut raw = pristine();
+    let mut f = function(20011, "public", "similarity", 's', 2);
+    f.extension = Some("unknown_ext".into());
+    raw.functions.push(f);
+    assert!(!read_in(raw, "SELECT similarity('a', 'b')"));
+}
+
+#[test]
+fn sql_given_as_text_is_never_a_read() {
+    let mut raw = pristine();
+    raw.baseline
+        .extend(Baseline::pristine_rows(15, &["tablefunc"]));
+    let mut f = function(20012, "public", "crosstab", 's', 1);
+    f.extension = Some("tablefunc".into());
+    raw.functions.push(f);
+    assert!(!read_in(
+        raw,
+        "SELECT * FROM crosstab('SELECT 1') AS t(a int)"
+    ));
+}
+
+#[test]
+fn bodies_found_by_the_callers_path_are_hijacked_by_names_they_use() {
+    let mut raw = pristine();
+    raw.baseline
+        .extend(Baseline::pristine_rows(15, &["cube", "earthdistance"]));
+    let mut sec = function(20020, "public", "sec_to_gc", 'i', 1);
+    sec.extension = Some("earthdistance".into());
+    sec.language = "sql".into();
+    sec.body =
+        "SELECT CASE WHEN $1 < 0 THEN 0::float8 ELSE 2*earth()*asin($1/(2*earth())) END".into();
+    let mut earth = function(20021, "public", "earth", 'i', 0);
+    earth.extension = Some("earthdistance".into());
+    raw.functions.push(sec);
+    raw.functions.push(earth);
+    assert!(read_in(raw.clone(), "SELECT sec_to_gc(1000)"));
+    // A user's earth() in any schema.
+    raw.functions
+        .push(function(20022, "postgres", "earth", 'i', 0));
+    assert!(!read_in(raw.clone(), "SELECT sec_to_gc(1000)"));
+    // A domain named so, whose CHECK need not even run code.
+    raw.functions.pop();
+    raw.types.push(user_type(30010, "earth", None, &[]));
+    assert!(!read_in(raw, "SELECT sec_to_gc(1000)"));
+}
+
+#[test]
+fn a_call_that_is_a_cast_to_a_type_of_that_name_runs_its_check() {
+    let mut raw = pristine();
+    raw.functions
+        .push(function(20001, "app", "check_fn", 'v', 1));
+    raw.types.push(user_type(30001, "lower", None, &[25]));
+    raw.checks.push((30001, "app.check_fn(VALUE)".into()));
+    assert!(!read_in(raw.clone(), "SELECT lower('ABC')"));
+    assert!(read_in(raw, "SELECT upper('ABC')"));
+}
+
+#[test]
+fn range_constructors_are_postgresql_own() {
+    let mut raw = pristine();
+    let mut f = function(20030, "public", "floatrange", 'i', 2);
+    f.language = "internal".into();
+    f.body = "range_constructor2".into();
+    raw.functions.push(f);
+    assert!(read_in(raw.clone(), "SELECT floatrange(1, 2)"));
+    raw.functions[0].body = "pg_terminate_backend".into();
+    assert!(!read_in(raw, "SELECT floatrange(1, 2)"));
 }

@@ -134,6 +134,33 @@ const EXTENSION_VOLATILE_READS: &[&str] = &[
     "pg_freespace",
 ];
 
+/// Functions of contrib extensions that run SQL given to them as text, or
+/// pasted from their arguments into SQL: tablefunc's `crosstab` and
+/// `connectby`, xml2's `xpath_table`, dblink's and postgres_fdw's (in
+/// another session, past the read-only backstop). Whatever their marking
+/// (crosstab is STABLE), the SQL they run may call anything; they are never
+/// reads.
+const RUN_SQL_TEXT: &[&str] = &[
+    "crosstab",
+    "crosstab2",
+    "crosstab3",
+    "crosstab4",
+    "crosstab_hash",
+    "connectby",
+    "xpath_table",
+    "query_to_xml",
+    "query_to_xml_and_xmlschema",
+    "query_to_xmlschema",
+    "cursor_to_xml",
+    "cursor_to_xmlschema",
+    "ts_stat",
+];
+
+/// Whether an extension's function `name` runs SQL given as text.
+pub fn runs_sql_text(name: &str) -> bool {
+    RUN_SQL_TEXT.contains(&name) || name.starts_with("dblink") || name.starts_with("postgres_fdw")
+}
+
 /// Whether an extension's volatile function `name` was reviewed as a read.
 pub fn is_reviewed_extension_read(name: &str) -> bool {
     EXTENSION_VOLATILE_READS.contains(&name)

@@ -11,7 +11,9 @@
 //! and stable functions) or has a portal that SQL FETCH could run. Once
 //! approved, the portal runs however often it is executed.
 
+mod confirm;
 mod decided;
+mod encodings;
 mod executed;
 mod function_call;
 mod named;
@@ -31,6 +33,7 @@ use crate::policy::{Decision, Policy, Requester};
 use crate::protocol::backend::Report;
 use crate::protocol::frontend as fe;
 use crate::protocol::params;
+use confirm::{Made, Tentative};
 use decided::Decided;
 pub use decided::Need;
 use executed::{SqlPrepared, Tracked};
@@ -77,6 +80,8 @@ struct Prepared {
     standard_strings: bool,
     /// What binding it was last decided to mean.
     decided: Option<Arc<Decided>>,
+    /// Its record, while the server has not confirmed it (`confirm`).
+    id: u64,
 }
 
 /// A portal: what its statement was decided to mean when it was bound, and
@@ -88,6 +93,8 @@ struct Portal {
     params: Vec<Option<String>>,
     /// Reviewers approved its Bind: it runs, however often it is executed.
     approved: bool,
+    /// Its record, while the server has not confirmed it (`confirm`).
+    id: u64,
 }
 
 /// Who the session belongs to, as policies see it.
@@ -138,6 +145,8 @@ pub struct Gate {
     /// Names SQL-level PREPARE used in this session: a protocol Parse of
     /// such a name may fail on the server, which keeps the SQL statement.
     sql_prepared: SqlPrepared,
+    /// Statements and portals the server has not confirmed yet.
+    tentative: Tentative,
     /// Facts of a large text classified off the session thread
     /// (`offload`).
     offloaded: Option<(Box<str>, Arc<Facts>)>,
@@ -187,6 +196,7 @@ impl Gate {
             changes_lexer: false,
             discarding: false,
             sql_prepared: Default::default(),
+            tentative: Tentative::default(),
             offloaded: None,
             noted: None,
             metrics,
@@ -245,6 +255,7 @@ impl Gate {
     pub fn approved(&mut self) {
         if let Some((name, mut portal)) = self.held_bind.take() {
             portal.approved = true;
+            portal.id = self.tentative.sent(Made::Portal, &name, true);
             self.portals.insert(&name, portal);
         }
     }
@@ -265,11 +276,11 @@ impl Gate {
                 let Ok(sql) = fe::parse_query(body) else {
                     return malformed("Query");
                 };
-                let text = match decode(sql, client_encoding) {
-                    Ok(text) => text,
+                let (text, exact) = match decode(sql, client_encoding) {
+                    Ok(decoded) => decoded,
                     Err(report) => return Verdict::Refuse(report),
                 };
-                let raw = self.classify(&text, standard_strings);
+                let raw = self.classify_spelled(&text, exact, standard_strings);
                 let d = match &self.last_query {
                     Some((r, d)) if Arc::ptr_eq(r, &raw) && d.epoch == self.epoch => Arc::clone(d),
                     _ => {
@@ -290,8 +301,8 @@ impl Gate {
                 let Ok(p) = fe::parse_parse(body) else {
                     return malformed("Parse");
                 };
-                let text = match decode(p.query, client_encoding) {
-                    Ok(text) => text,
+                let (text, exact) = match decode(p.query, client_encoding) {
+                    Ok(decoded) => decoded,
                     Err(report) => return Verdict::Refuse(report),
                 };
                 // Drivers parse the unnamed statement again and again with
@@ -310,7 +321,7 @@ impl Gate {
                             .cloned(),
                     ),
                     None => (
-                        self.classify(&text, standard_strings),
+                        self.classify_spelled(&text, exact, standard_strings),
                         Arc::from(text.as_ref()),
                         None,
                     ),
@@ -328,7 +339,10 @@ impl Gate {
                 let mut sql = sql;
                 let (facts, decided) = match self.statements.get(p.statement) {
                     // The same statement, whichever the server has.
-                    Some(old) if named && *old.sql == *text => return Verdict::Forward,
+                    Some(old) if named && *old.sql == *text => {
+                        self.tentative.sent(Made::Statement, p.statement, false);
+                        return Verdict::Forward;
+                    }
                     // PostgreSQL refuses to redefine a named statement
                     // (42P05) and keeps the old one, unless the old one's
                     // Parse failed there, which the gate does not know:
@@ -343,7 +357,7 @@ impl Gate {
                     // A name SQL PREPARE may have taken on the server: what
                     // Bind will run there is unknown.
                     _ if named
-                        && std::str::from_utf8(p.statement)
+                        && std::str::from_utf8(named::server_name(p.statement))
                             .map(|n| self.sql_prepared.contains(n))
                             .unwrap_or(true) =>
                     {
@@ -351,6 +365,7 @@ impl Gate {
                     }
                     _ => (raw, Some(d)),
                 };
+                let id = self.tentative.sent(Made::Statement, p.statement, true);
                 self.statements.insert(
                     p.statement,
                     Prepared {
@@ -359,6 +374,7 @@ impl Gate {
                         param_types: p.param_types,
                         standard_strings,
                         decided,
+                        id,
                     },
                 );
                 Verdict::Forward
@@ -372,6 +388,8 @@ impl Gate {
                 };
                 self.note(&bound.decided);
                 if let Decision::Allow { .. } = bound.decided.decision {
+                    let mut bound = bound;
+                    bound.id = self.tentative.sent(Made::Portal, portal, true);
                     self.portals.insert(portal, bound);
                     return Verdict::Forward;
                 }
@@ -423,18 +441,23 @@ impl Gate {
                 self.verdict(&d, || (portal_sql(shown, sql), params))
             }
             fe::CLOSE => {
-                if let Ok((kind, name)) = fe::parse_target(body) {
-                    if kind == b'S' {
-                        if let Some(p) = self.statements.get(name).filter(|_| !name.is_empty()) {
-                            self.sql_prepared.forget_protocol(name, &p.sql);
-                        }
-                        self.statements.remove(name);
-                    } else {
-                        self.portals.remove(name);
+                let Ok((kind, name)) = fe::parse_target(body) else {
+                    return malformed("Close");
+                };
+                if kind == b'S' {
+                    if let Some(p) = self.statements.get(name).filter(|_| !name.is_empty()) {
+                        self.sql_prepared
+                            .forget_protocol(named::server_name(name), &p.sql);
                     }
+                    self.statements.remove(name);
+                } else {
+                    self.portals.remove(name);
                 }
                 Verdict::Forward
             }
+            // The server refuses a malformed Describe, and the session
+            // pairs each Describe with its ParameterDescription.
+            fe::DESCRIBE if fe::parse_target(body).is_err() => malformed("Describe"),
             fe::FUNCTION_CALL => self.function_call(body),
             _ => Verdict::Forward,
         }
@@ -530,6 +553,7 @@ impl Gate {
                 sql: None,
                 params: Vec::new(),
                 approved: false,
+                id: 0,
             });
         };
         let d = match Decided::current(&p.decided, self.epoch) {
@@ -548,6 +572,7 @@ impl Gate {
                 sql: None,
                 params: Vec::new(),
                 approved: false,
+                id: 0,
             });
         }
         let p = self.statements.get(statement)?;
@@ -557,7 +582,24 @@ impl Gate {
             params: bound_params(&b, &p.param_types),
             decided: d,
             approved: false,
+            id: 0,
         })
+    }
+
+    /// [`Gate::classify`], for text whose names airlock can spell as the
+    /// server will (`text::spelled`); other text is an unknown statement.
+    fn classify_spelled(&mut self, text: &str, exact: bool, standard_strings: bool) -> Arc<Facts> {
+        let server_utf8 = match &self.known {
+            Known::Snapshot(s) => s.server_utf8,
+            Known::Unavailable(_) => true,
+        };
+        if !text::spelled(text, exact, server_utf8) {
+            return unknown(
+                "STATEMENT WITH NAMES AIRLOCK CANNOT SPELL IN THIS ENCODING",
+                Risks::UNKNOWN_STATEMENT,
+            );
+        }
+        self.classify(text, standard_strings)
     }
 
     /// Facts for SQL text, from the text alone. With
@@ -597,6 +639,54 @@ impl Gate {
                 p.decided = None;
             }
         }
+    }
+
+    /// A Sync, Query or FunctionCall went upstream (see `confirm`).
+    #[inline]
+    pub fn sync_point(&mut self) {
+        self.tentative.sync_point();
+    }
+
+    /// The last `n` sync points were ignored by the server (COPY IN mode).
+    pub fn ignored_syncs(&mut self, n: u32) {
+        self.tentative.ignored_syncs(u64::from(n));
+    }
+
+    /// The server sent ParseComplete.
+    #[inline]
+    pub fn parse_complete(&mut self) {
+        self.tentative.confirmed(Made::Statement);
+    }
+
+    /// The server sent BindComplete.
+    #[inline]
+    pub fn bind_complete(&mut self) {
+        self.tentative.confirmed(Made::Portal);
+    }
+
+    /// The server sent ReadyForQuery for a client's sync point: what it
+    /// did not confirm of that pipeline it did not make, and the gate
+    /// forgets it.
+    #[inline]
+    pub fn ready_for_query(&mut self) {
+        let (statements, portals) = (&mut self.statements, &mut self.portals);
+        let (sql_prepared, epoch) = (&mut self.sql_prepared, &mut self.epoch);
+        self.tentative.ready_for_query(|made, name, id| match made {
+            Made::Statement => {
+                if let Some(p) = statements.get(name).filter(|p| p.id == id) {
+                    if !name.is_empty() {
+                        sql_prepared.forget_protocol(named::server_name(name), &p.sql);
+                    }
+                    statements.remove(name);
+                    *epoch += 1;
+                }
+            }
+            Made::Portal => {
+                if portals.get(name).is_some_and(|p| p.id == id) {
+                    portals.remove(name);
+                }
+            }
+        });
     }
 
     /// Portals do not outlive their transaction.

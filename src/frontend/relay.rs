@@ -65,6 +65,10 @@ pub struct Relay {
     pub client_encoding: String,
     /// The session's standard_conforming_strings, from ParameterStatus.
     pub standard_strings: bool,
+    /// ParseComplete, BindComplete, CopyInResponse and (the client's)
+    /// ReadyForQuery tags of the last scan, in order: the gate keeps only
+    /// the statements and portals the server confirms.
+    events: Vec<u8>,
 }
 
 /// The statement text the session sends upstream in place of a refused
@@ -138,6 +142,13 @@ impl Relay {
         self.refusals.push_back((id, report));
     }
 
+    /// What the last scan saw of the messages the gate follows, in order
+    /// (see the `events` field).
+    #[inline]
+    pub fn events(&self) -> &[u8] {
+        &self.events
+    }
+
     /// Reports row counts from CommandComplete while `on` (an approved
     /// statement is running).
     pub fn capture_rows(&mut self, on: bool) {
@@ -162,6 +173,7 @@ impl Relay {
     /// ParameterStatus, CopyInResponse and ErrorResponse once complete.
     pub fn scan(&mut self, buf: &mut Buffer) -> Result<Seen, BadFrame> {
         let mut seen = Seen::default();
+        self.events.clear();
         loop {
             if self.skip > 0 {
                 let n = self.skip.min(buf.len() - self.ready);
@@ -241,9 +253,15 @@ impl Relay {
                         }
                     }
                     self.observe(tag, body, &mut seen);
+                    if matches!(tag, be::READY_FOR_QUERY | be::COPY_IN_RESPONSE) {
+                        self.events.push(tag);
+                    }
                     self.ready += HEADER_LEN + len;
                 }
                 _ => {
+                    if matches!(tag, be::PARSE_COMPLETE | be::BIND_COMPLETE) {
+                        self.events.push(tag);
+                    }
                     self.ready += HEADER_LEN;
                     self.skip = len;
                 }

@@ -18,7 +18,7 @@ use crate::backend::{self, Upstream};
 use crate::metrics::Metrics;
 use crate::protocol::backend::{self as be, auth, Report, TransactionStatus};
 use crate::protocol::frontend as fe;
-use crate::protocol::startup::{self, StartupPacket, MAX_STARTUP_PACKET};
+use crate::protocol::startup::{self, StartupMessage, StartupPacket, MAX_STARTUP_PACKET};
 use crate::protocol::{peek_header, sqlstate, HEADER_LEN};
 
 /// The setting the read-only backstop holds on upstream sessions.
@@ -103,6 +103,15 @@ pub async fn establish(
             }
         }
     };
+    // PostgreSQL takes the last of a parameter given twice; airlock's
+    // policy, catalog and audit must be of the same database and role, so
+    // a packet that could be read two ways is refused.
+    if let Some(why) = ambiguous_startup(&startup) {
+        Metrics::inc(&proxy.metrics.client_protocol_errors);
+        let r = Report::fatal(sqlstate::PROTOCOL_VIOLATION, why);
+        send(&mut client, &r.to_bytes()).await?;
+        return Ok(None);
+    }
     let (Some(user), Some(database)) = (startup.user(), startup.database()) else {
         let r = Report::fatal(
             sqlstate::PROTOCOL_VIOLATION,
@@ -292,6 +301,29 @@ pub async fn establish(
 }
 
 /// Reads one untagged startup packet, checking its announced length first.
+/// Why a startup packet could be read in two ways, if it can: a parameter
+/// named twice (PostgreSQL takes the last, a reader of the first would see
+/// another database or role), or a role, database or `options` that is not
+/// UTF-8 (airlock would look up a name the server does not use).
+fn ambiguous_startup(startup: &StartupMessage) -> Option<String> {
+    for (i, (name, _)) in startup.params.iter().enumerate() {
+        if startup.params[..i].iter().any(|(n, _)| n == name) {
+            return Some(format!(
+                "startup parameter \"{name}\" is given more than once"
+            ));
+        }
+        if name.contains('\u{FFFD}') {
+            return Some("a startup parameter name is not valid UTF-8".into());
+        }
+    }
+    for name in ["user", "database", "options"] {
+        if startup.param(name).is_some_and(|v| v.contains('\u{FFFD}')) {
+            return Some(format!("startup parameter \"{name}\" is not valid UTF-8"));
+        }
+    }
+    None
+}
+
 async fn read_startup_packet(
     client: &mut TcpStream,
 ) -> Result<Result<Vec<u8>, Report>, SessionError> {
@@ -410,5 +442,56 @@ impl AuthRelay {
             }
             self.client_buf.commit(n);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ambiguous_startup;
+    use crate::protocol::startup::{parse, startup_message, StartupPacket};
+
+    fn message(params: &[(&str, &str)]) -> crate::protocol::startup::StartupMessage {
+        match parse(&startup_message(params)) {
+            Ok(StartupPacket::Startup(m)) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_parameter_given_twice_is_refused() {
+        let m = message(&[
+            ("user", "a"),
+            ("database", "x"),
+            ("application_name", "p"),
+            ("database", "y"),
+        ]);
+        let why = ambiguous_startup(&m).expect("refused");
+        assert!(why.contains("\"database\""), "{why}");
+        let m = message(&[
+            ("user", "a"),
+            ("client_encoding", "UTF8"),
+            ("client_encoding", "WIN1251"),
+        ]);
+        assert!(ambiguous_startup(&m).is_some());
+        let m = message(&[
+            ("user", "a"),
+            ("database", "x"),
+            ("client_encoding", "UTF8"),
+        ]);
+        assert_eq!(ambiguous_startup(&m), None);
+    }
+
+    #[test]
+    fn a_name_that_is_not_utf8_is_refused() {
+        let mut raw = startup_message(&[("user", "a"), ("database", "caf\u{e9}")]);
+        // Rewrite the UTF-8 e-acute (two bytes) as Latin-1 (one byte).
+        let at = raw.windows(2).position(|w| w == [0xc3, 0xa9]).unwrap();
+        raw.splice(at..at + 2, [0xe9]);
+        let len = raw.len() as u32;
+        raw[..4].copy_from_slice(&len.to_be_bytes());
+        let Ok(StartupPacket::Startup(m)) = parse(&raw) else {
+            panic!()
+        };
+        assert!(ambiguous_startup(&m).is_some());
     }
 }

@@ -39,10 +39,17 @@ pub fn is_known_tag(tag: u8) -> bool {
     )
 }
 
+// Every reader ends with `finish`: PostgreSQL refuses a message with bytes
+// after its last field (08P01, "invalid message format"), and the gate must
+// not act on a message the server will not.
+
 /// A Query message: one or more SQL statements as raw bytes in the session's
 /// client_encoding.
 pub fn parse_query(body: &[u8]) -> Result<&[u8], Malformed> {
-    Reader::new(body).cstr("Query")
+    let mut r = Reader::new(body);
+    let sql = r.cstr("Query")?;
+    r.finish("Query")?;
+    Ok(sql)
 }
 
 /// A Parse message.
@@ -63,6 +70,7 @@ pub fn parse_parse(body: &[u8]) -> Result<Parse<'_>, Malformed> {
     for _ in 0..n {
         param_types.push(r.i32(W)? as u32);
     }
+    r.finish(W)?;
     Ok(Parse {
         statement,
         query,
@@ -131,6 +139,7 @@ fn walk_bind<'a>(
     for _ in 0..r.i16(W)? {
         result_format(r.i16(W)?);
     }
+    r.finish(W)?;
     Ok((portal, statement))
 }
 
@@ -199,6 +208,7 @@ pub fn parse_execute(body: &[u8]) -> Result<(&[u8], i32), Malformed> {
     let mut r = Reader::new(body);
     let portal = r.cstr("Execute")?;
     let max_rows = r.i32("Execute")?;
+    r.finish("Execute")?;
     Ok((portal, max_rows))
 }
 
@@ -210,6 +220,7 @@ pub fn parse_target(body: &[u8]) -> Result<(u8, &[u8]), Malformed> {
         return Err(Malformed("Describe/Close"));
     }
     let name = r.cstr("Describe/Close")?;
+    r.finish("Describe/Close")?;
     Ok((kind, name))
 }
 

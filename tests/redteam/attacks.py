@@ -15,6 +15,7 @@ It starts its own PostgreSQL cluster and airlock on free ports and tears them do
 import argparse
 import json
 import os
+import re
 import pwd
 import shutil
 import signal
@@ -751,6 +752,14 @@ class Env:
         # airlock
         pol = os.path.join(self.tmp, "policies")
         shutil.copytree(self.policies, pol)
+        # The shipped policy with short holds, so a held attack ends soon.
+        for name in os.listdir(pol):
+            path = os.path.join(pol, name)
+            with open(path) as f:
+                text = f.read()
+            text = re.sub(r'^timeout = "[^"]*"', 'timeout = "2s"', text, flags=re.M)
+            with open(path, "w") as f:
+                f.write(text)
         cfg = os.path.join(self.tmp, "airlock.toml")
         with open(cfg, "w") as f:
             f.write('listen = "127.0.0.1:%d"\nupstream = "127.0.0.1:%d"\nadmin_listen = "127.0.0.1:%d"\n'
@@ -1138,7 +1147,7 @@ def _detail(r):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--airlock-bin", default=os.path.join(HERE, "bin", "airlock-58115bf"))
-    ap.add_argument("--policies", default=os.path.join(HERE, "policies-rt"))
+    ap.add_argument("--policies", default=os.path.join(HERE, "..", "..", "policies"))
     ap.add_argument("--only", action="append", help="run attacks whose name contains this (repeatable)")
     ap.add_argument("--class", dest="classes", type=int, action="append")
     ap.add_argument("--report", default=os.path.join(HERE, "REPORT.md"))

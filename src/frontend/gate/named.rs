@@ -4,7 +4,22 @@
 //! (foldhash: names come from the client, and one session's names must not
 //! be able to slow down the other sessions of its thread by colliding).
 
+//!
+//! The server knows a statement or portal by the first 63 bytes of its name
+//! (its hash tables' keys are `NAMEDATALEN` bytes with the terminator, and
+//! names compare by that prefix), so the gate does too: two names that
+//! differ only after byte 63 are one name.
+
 use std::collections::HashMap;
+
+/// The bytes of a name the server keeps (`NAMEDATALEN - 1`).
+pub(super) const NAME_BYTES: usize = 63;
+
+/// The part of a client's name that the server uses.
+#[inline]
+pub(super) fn server_name(name: &[u8]) -> &[u8] {
+    &name[..name.len().min(NAME_BYTES)]
+}
 
 pub(super) struct Named<T> {
     unnamed: Option<T>,
@@ -26,7 +41,7 @@ impl<T> Named<T> {
         if name.is_empty() {
             self.unnamed.as_ref()
         } else {
-            self.named.get(name)
+            self.named.get(server_name(name))
         }
     }
 
@@ -35,7 +50,7 @@ impl<T> Named<T> {
         if name.is_empty() {
             self.unnamed.as_mut()
         } else {
-            self.named.get_mut(name)
+            self.named.get_mut(server_name(name))
         }
     }
 
@@ -45,7 +60,7 @@ impl<T> Named<T> {
         if name.is_empty() {
             self.unnamed = Some(value);
         } else {
-            self.named.insert(name.into(), value);
+            self.named.insert(server_name(name).into(), value);
         }
     }
 
@@ -53,7 +68,7 @@ impl<T> Named<T> {
         if name.is_empty() {
             self.unnamed = None;
         } else {
-            self.named.remove(name);
+            self.named.remove(server_name(name));
         }
     }
 
@@ -91,5 +106,17 @@ mod tests {
         assert!(m.get(b"").is_none() && m.get(b"s1").is_some());
         m.clear();
         assert!(m.get(b"s1").is_none());
+    }
+
+    #[test]
+    fn names_are_their_first_63_bytes() {
+        let mut m = Named::default();
+        let long_w = [&[b's'; 63][..], b"W"].concat();
+        let long_r = [&[b's'; 63][..], b"R"].concat();
+        m.insert(&long_w, 1);
+        assert_eq!(m.get(&long_r), Some(&1));
+        assert_eq!(m.get(&[b's'; 63]), Some(&1));
+        m.remove(&long_r);
+        assert!(m.get(&long_w).is_none());
     }
 }

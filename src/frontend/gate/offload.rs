@@ -41,7 +41,7 @@ impl Gate {
             fe::PARSE => fe::parse_parse(body).ok()?.query,
             _ => return None,
         };
-        let text = decode(sql, client_encoding).ok()?;
+        let (text, _) = decode(sql, client_encoding).ok()?;
         // Text with backslashes under standard_conforming_strings off is
         // not classified at all.
         if (!standard_strings && text.contains('\\'))
