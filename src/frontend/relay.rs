@@ -65,8 +65,8 @@ pub struct Relay {
     pub client_encoding: String,
     /// The session's standard_conforming_strings, from ParameterStatus.
     pub standard_strings: bool,
-    /// ParseComplete, BindComplete, CopyInResponse and (the client's)
-    /// ReadyForQuery tags of the last scan, in order: the gate keeps only
+    /// ParseComplete, BindComplete and (the client's) ReadyForQuery tags
+    /// of the last scan, in order: the gate keeps only
     /// the statements and portals the server confirms.
     events: Vec<u8>,
 }
@@ -253,7 +253,7 @@ impl Relay {
                         }
                     }
                     self.observe(tag, body, &mut seen);
-                    if matches!(tag, be::READY_FOR_QUERY | be::COPY_IN_RESPONSE) {
+                    if tag == be::READY_FOR_QUERY {
                         self.events.push(tag);
                     }
                     self.ready += HEADER_LEN + len;
