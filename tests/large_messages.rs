@@ -67,8 +67,15 @@ async fn statements_and_results_of_every_size_pass() {
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", label("large Parse")));
         assert_eq!(row.get::<_, i32>(0) as usize, n);
-        // A large bound parameter is not here yet: a Bind of 1 MiB and more
-        // hangs intermittently (issue 9, still open).
+        // A large bound parameter: the Bind is the large message.
+        let row = within(
+            limit,
+            &label("large Bind"),
+            via.query_one("SELECT length($1::text)", &[&text]),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", label("large Bind")));
+        assert_eq!(row.get::<_, i32>(0) as usize, n);
         // The other direction: a large DataRow.
         let row = within(
             limit,
@@ -117,5 +124,82 @@ fn a_large_statement_does_not_stall_other_sessions() {
     assert!(
         worst < Duration::from_millis(250),
         "a read beside a 63 MiB statement took {worst:?}"
+    );
+}
+
+/// A large message with small ones behind it in the same write: the proxy
+/// stops taking client messages while its buffer to the server is past the
+/// high-water mark, and must take the rest once that buffer drains, with
+/// nothing more arriving from the client (who waits for the answer). A
+/// Bind, a Parse and a CopyData each lead the batch, on every run.
+#[test]
+fn messages_behind_a_large_one_are_forwarded() {
+    // Everything allowed (the COPY writes), every statement still classified.
+    let proxy = approval_common::proxy_with_rules(
+        r#"
+[[rule]]
+name = "all"
+action = "allow"
+"#,
+    );
+    let mut wire = Wire::open(proxy.addr, "postgres", DB);
+    let deadline = Duration::from_secs(30);
+    let answered = |wire: &mut Wire, what: &str| {
+        let t = Instant::now();
+        let msgs = wire.until(b'Z', 1);
+        assert!(t.elapsed() < deadline, "{what}: {:?}", t.elapsed());
+        assert!(
+            rawpg::first_error(&msgs).is_none(),
+            "{what}: {}",
+            rawpg::tags(&msgs)
+        );
+        msgs
+    };
+    wire.simple("CREATE TEMP TABLE sink (t text)");
+    for &n in &[256 * KIB + 1, MIB, 2 * MIB, 5 * MIB] {
+        for round in 0..3 {
+            let what = format!("Bind of {n} bytes, round {round}");
+            let mut batch = rawpg::parse(b"", b"SELECT length($1::text)", &[25]);
+            batch.extend(rawpg::bind(b"", b"", &[Some(vec![b'x'; n])], 0));
+            batch.extend(rawpg::execute(b"", 0));
+            batch.extend(rawpg::sync());
+            wire.send(&batch);
+            let msgs = answered(&mut wire, &what);
+            let row = msgs.iter().find(|m| m.tag == b'D').expect(&what);
+            assert_eq!(
+                row.columns()[0].as_deref(),
+                Some(n.to_string().as_bytes()),
+                "{what}"
+            );
+
+            let what = format!("Parse of {n} bytes, round {round}");
+            let sql = format!("SELECT length('{}')", "x".repeat(n));
+            let mut batch = rawpg::parse(b"", sql.as_bytes(), &[]);
+            batch.extend(rawpg::bind(b"", b"", &[], 0));
+            batch.extend(rawpg::execute(b"", 0));
+            batch.extend(rawpg::sync());
+            wire.send(&batch);
+            answered(&mut wire, &what);
+
+            let what = format!("CopyData of {n} bytes, round {round}");
+            wire.send(&rawpg::query(b"COPY sink FROM STDIN"));
+            let msgs = wire.until(b'G', 1);
+            assert!(
+                rawpg::first_error(&msgs).is_none(),
+                "{what}: {}",
+                rawpg::tags(&msgs)
+            );
+            let mut line = vec![b'y'; n];
+            line.push(b'\n');
+            let mut batch = rawpg::copy_data(&line);
+            batch.extend(rawpg::copy_done());
+            wire.send(&batch);
+            answered(&mut wire, &what);
+        }
+    }
+    assert_eq!(
+        wire.values("SELECT count(*) FROM sink"),
+        ["12"],
+        "every COPY arrived"
     );
 }

@@ -138,6 +138,10 @@ pub struct Session {
     /// not all arrived (0 otherwise): it is read whole, whatever its size
     /// up to `max_message_size`.
     head_wants: usize,
+    /// Client messages stopped at the high-water mark of `server_out`: once
+    /// it drains below, they are taken again before the session waits
+    /// (nothing else would wake it: the client waits for their answer).
+    paused_at_high_water: bool,
     /// The head message's text being classified off the thread.
     classifying: Option<Classifying>,
     metrics: Arc<Metrics>,
@@ -215,6 +219,7 @@ impl Session {
             violation: None,
             violation_code: sqlstate::PROTOCOL_VIOLATION,
             head_wants: 0,
+            paused_at_high_water: false,
             classifying: None,
             approvals: proxy.approvals.get().cloned(),
             hold: None,
@@ -271,6 +276,12 @@ impl Session {
                 self.finish_draining();
             }
             self.flush_server()?;
+            if self.paused_at_high_water
+                && self.server_out.len() < HIGH_WATER
+                && !self.client_in.is_empty()
+            {
+                continue;
+            }
             self.flush_client()?;
             if self.shutting_down {
                 self.close_if_idle();
@@ -370,6 +381,7 @@ impl Session {
 
     /// Frames client bytes into messages and passes each through the gate.
     fn on_client_data(&mut self) {
+        self.paused_at_high_water = false;
         while self.state == State::Open && self.hold.is_none() && self.classifying.is_none() {
             if self.copy_remaining > 0 {
                 let n = self.copy_remaining.min(self.client_in.len());
@@ -382,6 +394,7 @@ impl Session {
                 continue;
             }
             if self.server_out.len() >= HIGH_WATER {
+                self.paused_at_high_water = true;
                 break;
             }
             let (tag, len) = match peek_header(self.client_in.bytes()) {
