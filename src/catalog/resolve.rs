@@ -270,6 +270,7 @@ pub fn may_change_catalog(facts: &Facts, known: &Known) -> bool {
             ),
             Kind::Read | Kind::Write => {
                 s.risks.intersects(OPAQUE)
+                    || s.tables_written.iter().any(|t| writes_system_catalog(t))
                     || s.tables_written.iter().any(|t| match known {
                         Known::Snapshot(snap) => snap.has_triggers(t),
                         Known::Unavailable(_) => true,
@@ -277,4 +278,17 @@ pub fn may_change_catalog(facts: &Facts, known: &Known) -> bool {
             }
         }
     })
+}
+
+/// Whether a written relation may be a system catalog (a superuser may
+/// `UPDATE pg_proc` and so change what a function runs): anything in
+/// `pg_catalog`, or named like a catalog, in whatever schema it resolves to.
+fn writes_system_catalog(written: &str) -> bool {
+    let (schema, name) = match written.rsplit_once('.') {
+        Some((schema, name)) => (Some(schema), name),
+        None => (None, written),
+    };
+    let name = name.trim_matches('"');
+    schema.is_some_and(|s| s.trim_matches('"').eq_ignore_ascii_case("pg_catalog"))
+        || name.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("pg_"))
 }

@@ -316,6 +316,18 @@ fn only_what_may_change_the_catalog_asks_for_a_new_snapshot() {
     assert!(!changes("BEGIN"));
     assert!(!changes("SET work_mem = '64MB'"));
     assert!(!changes("VACUUM app.t"));
+    // A superuser's write to a system catalog changes code in place.
+    assert!(changes(
+        "UPDATE pg_proc SET prosrc = 'x' WHERE proname = 'f'"
+    ));
+    assert!(changes("UPDATE pg_catalog.pg_proc SET provolatile = 'i'"));
+    assert!(changes(
+        "INSERT INTO pg_catalog.pg_cast SELECT * FROM app.t"
+    ));
+    assert!(changes(
+        "DELETE FROM \"pg_catalog\".\"pg_rewrite\" WHERE false"
+    ));
+    assert!(changes("UPDATE PG_CATALOG.PG_TYPE SET typinput = 0"));
 }
 
 #[test]
