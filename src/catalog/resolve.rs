@@ -242,9 +242,11 @@ fn resolved<'a>(
 /// with triggers. Plain reads and writes never do, so ordinary traffic
 /// never makes the catalog be read again.
 pub fn may_change_catalog(facts: &Facts, known: &Known) -> bool {
+    // A built-in with side effects (pg_sleep, nextval, advisory locks,
+    // large objects) changes no code unless it runs SQL given as text:
+    // sessions need not wait while one runs.
     const OPAQUE: Risks = Risks::NONE
         .with(Risks::UNKNOWN_FUNCTION)
-        .with(Risks::SIDE_EFFECT_FUNCTION)
         .with(Risks::USER_CODE)
         .with(Risks::CALL)
         .with(Risks::DO)
@@ -257,19 +259,22 @@ pub fn may_change_catalog(facts: &Facts, known: &Known) -> bool {
         if s.is_read() {
             return false;
         }
+        let opaque = s.risks.intersects(OPAQUE)
+            || (s.risks.contains(Risks::SIDE_EFFECT_FUNCTION)
+                && s.functions.iter().any(|f| may_run_sql(f)));
         match s.kind {
             // COMMIT PREPARED makes another transaction's changes visible.
             Kind::Transaction => s.risks.contains(Risks::TWO_PHASE),
             // SET changes no catalog; a SELECT of set_config() that
             // reaches user code may.
-            Kind::Session => !s.sets.is_empty() && s.risks.intersects(OPAQUE),
+            Kind::Session => !s.sets.is_empty() && opaque,
             Kind::Ddl => true,
             Kind::Utility => !matches!(
                 s.command.as_str(),
                 "VACUUM" | "ANALYZE" | "CHECKPOINT" | "LOCK TABLE" | "CLUSTER" | "REINDEX"
             ),
             Kind::Read | Kind::Write => {
-                s.risks.intersects(OPAQUE)
+                opaque
                     || s.tables_written.iter().any(|t| writes_system_catalog(t))
                     || s.tables_written.iter().any(|t| match known {
                         Known::Snapshot(snap) => snap.has_triggers(t),
@@ -291,4 +296,17 @@ fn writes_system_catalog(written: &str) -> bool {
     let name = name.trim_matches('"');
     schema.is_some_and(|s| s.trim_matches('"').eq_ignore_ascii_case("pg_catalog"))
         || name.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("pg_"))
+}
+
+/// Whether a function named with side effects may run SQL it is given (or
+/// that a table it is given runs): any function outside `pg_catalog`, the
+/// SQL-as-text runners of extensions, and the `*_to_xml` family.
+fn may_run_sql(shown: &str) -> bool {
+    let (schema, name) = match shown.rsplit_once('.') {
+        Some((schema, name)) => (Some(schema), name),
+        None => (None, shown),
+    };
+    !schema.is_none_or(|s| s == "pg_catalog")
+        || crate::classify::builtins::runs_sql_text(name)
+        || name.contains("_to_xml")
 }

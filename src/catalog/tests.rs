@@ -328,6 +328,19 @@ fn only_what_may_change_the_catalog_asks_for_a_new_snapshot() {
         "DELETE FROM \"pg_catalog\".\"pg_rewrite\" WHERE false"
     ));
     assert!(changes("UPDATE PG_CATALOG.PG_TYPE SET typinput = 0"));
+    // Built-ins with side effects change no code, unless they run SQL.
+    assert!(!changes("SELECT pg_sleep(3)"));
+    assert!(!changes("SELECT pg_catalog.pg_sleep(3)"));
+    assert!(!changes("SELECT nextval('s'), pg_advisory_lock(1)"));
+    assert!(!changes("SELECT lo_unlink(42)"));
+    assert!(changes("SELECT dblink_exec('c', 'DROP TABLE t')"));
+    assert!(changes(
+        "SELECT pg_sleep(1), dblink_exec('c', 'DROP TABLE t')"
+    ));
+    assert!(changes("SELECT table_to_xml('app.v', true, false, '')"));
+    assert!(changes("SELECT query_to_xml('SELECT 1', true, false, '')"));
+    assert!(changes("SELECT app.pg_sleep(1)"));
+    assert!(changes("SELECT pg_sleep(1), app.grab(t) FROM app.t"));
 }
 
 #[test]
