@@ -306,7 +306,7 @@ fn may_run_sql(shown: &str) -> bool {
         Some((schema, name)) => (Some(schema), name),
         None => (None, shown),
     };
-    !schema.is_none_or(|s| s == "pg_catalog")
+    schema.is_some_and(|s| s != "pg_catalog")
         || crate::classify::builtins::runs_sql_text(name)
         || name.contains("_to_xml")
 }
