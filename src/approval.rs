@@ -50,6 +50,8 @@ pub struct Approvals {
 /// Audit events waiting to be written before new ones are refused (and
 /// logged) rather than queued without bound.
 const AUDIT_QUEUE: usize = 65_536;
+/// Audit events written in one transaction at most.
+const AUDIT_BATCH: usize = 512;
 
 impl Approvals {
     /// Starts the audit writer and the expiry sweeper over `store`.
@@ -57,10 +59,15 @@ impl Approvals {
         let (audit_tx, mut audit_rx) = mpsc::channel::<AuditEvent>(AUDIT_QUEUE);
         let writer = store.clone();
         tokio::spawn(async move {
-            while let Some(e) = audit_rx.recv().await {
-                if let Err(err) = writer.audit(&e).await {
-                    error!(error = %err, event = %e.event, "audit write failed");
+            // Whatever queued while the last batch was written goes in the
+            // next one: one commit for many events under load, at once
+            // when idle.
+            let mut batch = Vec::with_capacity(AUDIT_BATCH);
+            while audit_rx.recv_many(&mut batch, AUDIT_BATCH).await > 0 {
+                if let Err(err) = writer.audit_batch(&batch).await {
+                    error!(error = %err, events = batch.len(), "audit write failed");
                 }
+                batch.clear();
             }
         });
         let approvals = Arc::new(Approvals {

@@ -509,3 +509,80 @@ async fn reviewers_see_what_an_sql_execute_runs() {
     assert!(rawpg::first_error(&msgs).is_none(), "{msgs:?}");
     assert_eq!(values(&t), [7, 8, 0, 0, 0]);
 }
+
+/// What the audit trail keeps of decisions no reviewer made: every allowed
+/// write and every denial, one by one; transaction control and session
+/// settings are counted in the metrics, not audited (an application sends
+/// them on every transaction).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_writes_and_denials_are_audited_session_plumbing_is_counted() {
+    let t = unique("au_plumbing");
+    table(&t);
+    let proxy = proxy_with_rules(&format!(
+        r#"
+[[rule]]
+name = "no-truncate"
+command = ["TRUNCATE TABLE"]
+action = "deny"
+
+[[rule]]
+name = "writes-to-{t}"
+kind = ["write"]
+tables = ["{t}"]
+action = "allow"
+
+{}
+"#,
+        quick_rules("1m")
+    ));
+    let client = proxy.connect("postgres", "airlock_test").await;
+    let marker = format!("/* {t} */");
+    for _ in 0..3 {
+        client
+            .batch_execute(&format!(
+                "BEGIN {marker}; SET LOCAL work_mem = '8MB' {marker}; \
+                 INSERT INTO {t} VALUES (100, 1) ON CONFLICT DO NOTHING {marker}; COMMIT {marker}"
+            ))
+            .await
+            .unwrap();
+    }
+    for sql in [
+        "BEGIN",
+        "SET LOCAL work_mem = '4MB'",
+        "SHOW work_mem",
+        "COMMIT",
+        "RESET work_mem",
+    ] {
+        client
+            .batch_execute(&format!("{sql} {marker}"))
+            .await
+            .unwrap();
+    }
+    let e = client
+        .batch_execute(&format!("TRUNCATE {t} {marker}"))
+        .await
+        .unwrap_err();
+    assert_eq!(db_error(&e).code(), &SqlState::INSUFFICIENT_PRIVILEGE);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let mine = loop {
+        let mine: Vec<serde_json::Value> = audit(proxy.admin)
+            .into_iter()
+            .filter(|e| e["sql"].as_str().is_some_and(|s| s.contains(&marker)))
+            .collect();
+        if mine.len() >= 4 || std::time::Instant::now() > deadline {
+            break mine;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let sqls: Vec<&str> = mine.iter().map(|e| e["sql"].as_str().unwrap()).collect();
+    let allowed = mine.iter().filter(|e| e["event"] == "allow").count();
+    let denied = mine.iter().filter(|e| e["event"] == "deny").count();
+    assert_eq!((allowed, denied), (3, 1), "{sqls:#?}");
+    assert!(
+        sqls.iter()
+            .all(|s| s.contains("INSERT") || s.contains("TRUNCATE")),
+        "only the writes and the denial: {sqls:#?}"
+    );
+    assert_eq!(rows(&t), 6, "the INSERT ran");
+}

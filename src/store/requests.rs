@@ -382,26 +382,17 @@ impl Store {
 
     /// Appends to the audit trail.
     pub async fn audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit (at, event, request_id, requester, client_addr, database_name, sql, \
-             params, rule, outcome, actor, rows_affected, duration_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(if e.at == 0 { now_ms() } else { e.at })
-        .bind(&e.event)
-        .bind(&e.request_id)
-        .bind(&e.requester)
-        .bind(&e.client_addr)
-        .bind(&e.database)
-        .bind(&e.sql)
-        .bind(serde_json::to_string(&e.params).unwrap_or_default())
-        .bind(&e.rule)
-        .bind(&e.outcome)
-        .bind(&e.actor)
-        .bind(e.rows_affected)
-        .bind(e.duration_ms)
-        .execute(&self.pool)
-        .await?;
+        self.audit_batch(std::slice::from_ref(e)).await
+    }
+
+    /// Appends `events` to the audit trail in one transaction: one commit
+    /// (one fsync under SQLite) for all of them.
+    pub async fn audit_batch(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for e in events {
+            audit_insert(e).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -444,6 +435,28 @@ impl Store {
     }
 }
 
+/// The INSERT of one audit event.
+fn audit_insert(e: &AuditEvent) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+    sqlx::query(
+        "INSERT INTO audit (at, event, request_id, requester, client_addr, database_name, sql, \
+             params, rule, outcome, actor, rows_affected, duration_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(if e.at == 0 { now_ms() } else { e.at })
+    .bind(&e.event)
+    .bind(&e.request_id)
+    .bind(&e.requester)
+    .bind(&e.client_addr)
+    .bind(&e.database)
+    .bind(&e.sql)
+    .bind(serde_json::to_string(&e.params).unwrap_or_default())
+    .bind(&e.rule)
+    .bind(&e.outcome)
+    .bind(&e.actor)
+    .bind(e.rows_affected)
+    .bind(e.duration_ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,6 +480,26 @@ mod tests {
         Store::open(&format!("sqlite://{}", path.display()))
             .await
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_audit_events_lands_whole_and_in_order() {
+        let s = store().await;
+        let events: Vec<AuditEvent> = (0..300)
+            .map(|i| AuditEvent {
+                event: "allow".into(),
+                sql: format!("INSERT INTO t VALUES ({i})"),
+                ..Default::default()
+            })
+            .collect();
+        s.audit_batch(&events).await.unwrap();
+        s.audit_batch(&[]).await.unwrap();
+        let trail = s.audit_trail(None, 1000).await.unwrap();
+        assert_eq!(trail.len(), 300);
+        // Newest first.
+        assert_eq!(trail[0].sql, "INSERT INTO t VALUES (299)");
+        assert_eq!(trail[299].sql, "INSERT INTO t VALUES (0)");
+        assert!(trail.iter().all(|e| e.at > 0));
     }
 
     #[tokio::test]

@@ -72,8 +72,8 @@ impl Gate {
     }
 
     /// Forward, refuse, or hold (with the SQL and parameters `what` gives).
-    /// Allowed statements that are not reads, and every denial, are noted
-    /// for the audit trail.
+    /// Allowed writes, DDL and utility statements, and every denial, are
+    /// noted for the audit trail.
     pub(super) fn verdict(
         &mut self,
         d: &Decided,
@@ -102,7 +102,18 @@ impl Gate {
             }
             decision => {
                 let allowed = matches!(decision, Decision::Allow { .. });
-                let note = !allowed || kind != Kind::Read;
+                // Allowed reads, transaction control and session settings
+                // are counted (metrics), not audited one by one: an
+                // application sends them on every transaction.
+                // A Query of several statements is noted whole if any of
+                // them is something else.
+                let plumbing = d.facts.statements.iter().all(|s| {
+                    matches!(
+                        s.effective_kind(),
+                        Kind::Read | Kind::Transaction | Kind::Session
+                    )
+                });
+                let note = !allowed || !plumbing;
                 let sql = note.then(|| what().0);
                 self.count(kind, usize::from(!allowed), sql, decision.rule());
                 answer(&d.facts, decision)
