@@ -116,6 +116,12 @@ pub struct Session {
     /// The message at the front of `client_in` was approved: forward it
     /// without asking the gate again.
     approved_head: bool,
+    /// The head message's decision waits to be durable in the audit trail
+    /// before it is forwarded (an allowed write).
+    auditing: Option<crate::approval::Durable>,
+    /// Whether that wait ended with the decision committed (forward it) or
+    /// not (refuse it: no write runs unrecorded); none before.
+    audited: Option<bool>,
     /// An approved statement running upstream.
     executing: Option<Executing>,
     /// Rows the last CommandComplete reported, while executing.
@@ -169,6 +175,8 @@ enum Event {
     Catalog,
     /// Facts of the head message's text, classified off the thread.
     Classified(Option<(String, crate::classify::Facts)>),
+    /// Whether the head message's audit event was committed.
+    Audited(bool),
     Writable(Result<(), SessionError>),
     Shutdown,
 }
@@ -224,6 +232,8 @@ impl Session {
             approvals: proxy.approvals.get().cloned(),
             hold: None,
             approved_head: false,
+            auditing: None,
+            audited: None,
             executing: None,
             last_rows: None,
             last_error: None,
@@ -324,6 +334,7 @@ impl Session {
                 r = offload::finished(&mut self.classifying), if self.classifying.is_some() => {
                     Event::Classified(r.ok())
                 }
+                r = durable(&mut self.auditing), if self.auditing.is_some() => Event::Audited(r),
                 _ = shutdown.changed(), if !self.shutting_down => Event::Shutdown,
                 _ = sleep_until(drain_deadline), if drain_deadline.is_some() => {
                     // The upstream never finished: report and close anyway.
@@ -345,6 +356,10 @@ impl Session {
                     if let Some((text, facts)) = r {
                         self.gate.offloaded(text, facts);
                     }
+                }
+                Event::Audited(ok) => {
+                    self.auditing = None;
+                    self.audited = Some(ok);
                 }
                 Event::Shutdown => self.shutting_down = true,
             }
@@ -382,7 +397,11 @@ impl Session {
     /// Frames client bytes into messages and passes each through the gate.
     fn on_client_data(&mut self) {
         self.paused_at_high_water = false;
-        while self.state == State::Open && self.hold.is_none() && self.classifying.is_none() {
+        while self.state == State::Open
+            && self.hold.is_none()
+            && self.classifying.is_none()
+            && self.auditing.is_none()
+        {
             if self.copy_remaining > 0 {
                 let n = self.copy_remaining.min(self.client_in.len());
                 if n == 0 {
@@ -455,14 +474,15 @@ impl Session {
             // The server analyses statements at Query, Parse and Bind (a
             // portal's plan is fixed when it is bound): the gate needs the
             // catalog as it will be then. Execute runs what Bind planned.
-            if !self.approved_head
+            let decided = self.approved_head || self.audited.is_some();
+            if !decided
                 && matches!(tag, fe::QUERY | fe::PARSE | fe::BIND | fe::FUNCTION_CALL)
                 && !self.catalog_ready()
             {
                 break;
             }
             let message = &self.client_in.bytes()[..total];
-            if !self.approved_head {
+            if !decided {
                 let (enc, std) = (&self.relay.client_encoding, self.relay.standard_strings);
                 if let Some(text) = self
                     .gate
@@ -474,7 +494,13 @@ impl Session {
             }
             // An approved message keeps its approval until it is actually
             // forwarded (a mode switch may make it wait a round trip).
-            let verdict = if self.approved_head {
+            let verdict = if self.audited == Some(false) {
+                self.audited = None;
+                Verdict::Refuse(Report::error(
+                    sqlstate::SYSTEM_ERROR,
+                    "airlock could not record this statement in its audit trail, so it did not run",
+                ))
+            } else if decided {
                 Verdict::Forward
             } else {
                 self.gate.inspect(
@@ -485,7 +511,11 @@ impl Session {
                 )
             };
             if let Some(noted) = self.gate.take_noted() {
-                self.audit_noted(noted);
+                if let Some(durable) = self.audit_noted(noted) {
+                    // Forwarded once the decision is committed.
+                    self.auditing = Some(durable);
+                    break;
+                }
             }
             match verdict {
                 Verdict::Forward => {
@@ -506,6 +536,7 @@ impl Session {
                         self.gate.approved();
                         self.approved_head = false;
                     }
+                    self.audited = None;
                     self.catalog_forwarded();
                     if tag == fe::DESCRIBE {
                         let body = &self.client_in.bytes()[HEADER_LEN..total];
@@ -694,4 +725,12 @@ fn is_hangup(e: &std::io::Error) -> bool {
         e.kind(),
         ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted
     )
+}
+
+/// Whether the audit event waited for was committed; never, if none is.
+async fn durable(waiting: &mut Option<crate::approval::Durable>) -> bool {
+    match waiting {
+        Some(rx) => rx.await.unwrap_or(false),
+        None => std::future::pending().await,
+    }
 }

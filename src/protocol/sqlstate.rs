@@ -11,6 +11,7 @@ pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
 pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
 pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
 pub const INTERNAL_ERROR: &str = "XX000";
+pub const SYSTEM_ERROR: &str = "58000";
 pub const TOO_MANY_CONNECTIONS: &str = "53300";
 pub const SYNTAX_ERROR: &str = "42601";
 pub const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";

@@ -330,14 +330,23 @@ impl Session {
     }
 
     /// Records a decision the gate noted (allowed non-reads, denials).
-    pub(super) fn audit_noted(&self, noted: crate::frontend::gate::Noted) {
-        let Some(approvals) = self.approvals.as_ref() else {
-            return;
-        };
+    /// Records a decision no reviewer made. An allowed statement waits for
+    /// its record to be durable (the returned receiver) before it runs; a
+    /// denial runs nothing and does not wait.
+    pub(super) fn audit_noted(
+        &self,
+        noted: crate::frontend::gate::Noted,
+    ) -> Option<crate::approval::Durable> {
+        let approvals = self.approvals.as_ref()?;
         let mut e = self.audit_event(noted.decision, None, noted.decision);
         e.sql = noted.sql;
         e.rule = noted.rule;
-        approvals.audit(e);
+        if noted.decision == "allow" {
+            Some(approvals.audit_durable(e))
+        } else {
+            approvals.audit(e);
+            None
+        }
     }
 
     fn audit(&self, approvals: &Approvals, event: &str, r: &Request, outcome: &str) {
