@@ -3,7 +3,8 @@
 //!
 //! - Throughput and latency: `pgbench -n -S` (scale 10) in the simple,
 //!   extended and prepared query modes, at 1 client and at 8 clients (2
-//!   threads). Runs are interleaved — every workload direct, through airlock,
+//!   threads), and an application-like script (`SET`, `BEGIN`, two reads,
+//!   `COMMIT` per transaction, `pgbench::APP_SCRIPT`) in the extended mode. Runs are interleaved — every workload direct, through airlock,
 //!   through airlock with classification off, through PgBouncer, then the
 //!   next workload, repeat after repeat (the two airlock runs swap places
 //!   every other repeat) — so drift on a shared machine hits all alike. The
@@ -69,31 +70,15 @@ const MAX_CONNECTIONS: u32 = IDLE_CONNECTIONS as u32 + 100;
 /// The airlock binary cargo built for this benchmark (release profile).
 const AIRLOCK_BIN: &str = env!("CARGO_BIN_EXE_airlock");
 
-const WORKLOADS: [Workload; 6] = [
-    Workload {
-        mode: Mode::Simple,
-        clients: 1,
-    },
-    Workload {
-        mode: Mode::Extended,
-        clients: 1,
-    },
-    Workload {
-        mode: Mode::Prepared,
-        clients: 1,
-    },
-    Workload {
-        mode: Mode::Simple,
-        clients: 8,
-    },
-    Workload {
-        mode: Mode::Extended,
-        clients: 8,
-    },
-    Workload {
-        mode: Mode::Prepared,
-        clients: 8,
-    },
+const WORKLOADS: [Workload; 8] = [
+    Workload::new(Mode::Simple, 1),
+    Workload::new(Mode::Extended, 1),
+    Workload::new(Mode::Prepared, 1),
+    Workload::new(Mode::Simple, 8),
+    Workload::new(Mode::Extended, 8),
+    Workload::new(Mode::Prepared, 8),
+    Workload::app(Mode::Extended, 1),
+    Workload::app(Mode::Extended, 8),
 ];
 
 fn main() -> ExitCode {
@@ -167,7 +152,8 @@ fn run() -> Result<()> {
         machine.cpus, machine.memory_gib, machine.cpu_model
     );
     println!(
-        "runs: pgbench -n -S, scale {SCALE}, {} s each, {} repeats, interleaved {}",
+        "runs: pgbench -n -S and an app script (SET, BEGIN, 2 reads, COMMIT), scale {SCALE}, \
+         {} s each, {} repeats, interleaved {}",
         settings.seconds,
         settings.repeats,
         settings
@@ -198,6 +184,8 @@ fn run() -> Result<()> {
     );
 
     let scratch = ScratchDir::new()?;
+    let app_script = scratch.path().join("app.sql");
+    std::fs::write(&app_script, pgbench::APP_SCRIPT).context("writing the app script")?;
     let mut airlock =
         servers::start_airlock(AIRLOCK_BIN.as_ref(), &cluster.addr(), true, &scratch)?;
     let mut airlock_off =
@@ -218,6 +206,7 @@ fn run() -> Result<()> {
     let mut bench = Bench {
         targets: settings.targets.clone(),
         pgbench,
+        app_script,
         direct_port: cluster.port(),
         clock_ticks: machine::clock_ticks_per_second(),
         airlock: &mut airlock,
@@ -249,6 +238,8 @@ struct Bench<'a> {
     /// The targets measured (`AIRLOCK_BENCH_TARGETS`).
     targets: Vec<Target>,
     pgbench: std::path::PathBuf,
+    /// Where the application-like script is written.
+    app_script: std::path::PathBuf,
     direct_port: u16,
     clock_ticks: f64,
     airlock: &'a mut Server,
@@ -282,7 +273,7 @@ impl Bench<'_> {
                     done += 1;
                     let what = format!(
                         "[{done:>2}/{total}] {:<8} {} cl  {:<11}",
-                        workload.mode.as_str(),
+                        workload.label(),
                         workload.clients,
                         target.as_str()
                     );
@@ -321,7 +312,7 @@ impl Bench<'_> {
             .as_ref()
             .map(|s| machine::cpu_ticks(s.pid()))
             .transpose()?;
-        let outcome = pgbench::run(&self.pgbench, port, workload, seconds);
+        let outcome = pgbench::run(&self.pgbench, port, workload, seconds, &self.app_script);
         let cpu_us_per_tx = match (server, before) {
             (Some(server), Some(before)) => {
                 server.check_alive()?;

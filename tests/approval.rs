@@ -537,7 +537,7 @@ action = "allow"
     ));
     let client = proxy.connect("postgres", "airlock_test").await;
     let marker = format!("/* {t} */");
-    for _ in 0..3 {
+    for i in 0..3 {
         client
             .batch_execute(&format!(
                 "BEGIN {marker}; SET LOCAL work_mem = '8MB' {marker}; \
@@ -545,6 +545,16 @@ action = "allow"
             ))
             .await
             .unwrap();
+        // Its record was committed before it ran: no waiting here.
+        let recorded = audit(proxy.admin)
+            .iter()
+            .filter(|e| e["sql"].as_str().is_some_and(|s| s.contains(&marker)))
+            .count();
+        assert_eq!(
+            recorded,
+            i + 1,
+            "the allowed write is in the trail when it has run"
+        );
     }
     for sql in [
         "BEGIN",

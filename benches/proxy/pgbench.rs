@@ -1,4 +1,5 @@
-//! Running `pgbench -n -S` and reading its summary.
+//! Running pgbench (its select-only script, or an application-like one) and
+//! reading its summary.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -26,16 +27,60 @@ impl Mode {
     }
 }
 
-/// One pgbench invocation: a query mode and a number of clients.
+/// What each pgbench transaction does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Script {
+    /// `-S`: one point SELECT.
+    SelectOnly,
+    /// [`APP_SCRIPT`]: what an application's transaction sends.
+    App,
+}
+
+/// A transaction as applications and ORMs send it: a session setting, a
+/// block, two reads, the commit (five statements, each decided by the
+/// shipped policy: session, transaction, read, read, transaction).
+pub const APP_SCRIPT: &str = "\\set aid random(1, 100000 * :scale)
+\\set bid random(1, :scale)
+SET statement_timeout = '30s';
+BEGIN;
+SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
+SELECT bbalance FROM pgbench_branches WHERE bid = :bid;
+COMMIT;
+";
+
+/// One pgbench invocation: a script, a query mode and a number of clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Workload {
+    pub script: Script,
     pub mode: Mode,
     pub clients: u32,
 }
 
 impl Workload {
     pub const fn new(mode: Mode, clients: u32) -> Workload {
-        Workload { mode, clients }
+        Workload {
+            script: Script::SelectOnly,
+            mode,
+            clients,
+        }
+    }
+
+    pub const fn app(mode: Mode, clients: u32) -> Workload {
+        Workload {
+            script: Script::App,
+            mode,
+            clients,
+        }
+    }
+
+    /// The mode, with the script when it is not `-S`.
+    pub fn label(self) -> &'static str {
+        match (self.script, self.mode) {
+            (Script::SelectOnly, m) => m.as_str(),
+            (Script::App, Mode::Simple) => "app/simple",
+            (Script::App, Mode::Extended) => "app/extended",
+            (Script::App, Mode::Prepared) => "app/prepared",
+        }
     }
 
     /// pgbench threads: one per four clients, as the reference runs used
@@ -56,12 +101,23 @@ pub struct Outcome {
     pub transactions: u64,
 }
 
-/// Runs the built-in select-only script (`-S`) for `seconds` against
-/// `127.0.0.1:port`. Fails if pgbench fails, a client aborts, or a
-/// transaction fails.
-pub fn run(pgbench: &Path, port: u16, workload: Workload, seconds: u64) -> Result<Outcome> {
-    let out = Command::new(pgbench)
-        .args(["-n", "-S", "-h", "127.0.0.1", "-U", "postgres"])
+/// Runs the workload's script for `seconds` against `127.0.0.1:port`
+/// (`app_script`: where [`APP_SCRIPT`] is written). Fails if pgbench fails,
+/// a client aborts, or a transaction fails.
+pub fn run(
+    pgbench: &Path,
+    port: u16,
+    workload: Workload,
+    seconds: u64,
+    app_script: &Path,
+) -> Result<Outcome> {
+    let mut command = Command::new(pgbench);
+    match workload.script {
+        Script::SelectOnly => command.arg("-S"),
+        Script::App => command.arg("-f").arg(app_script),
+    };
+    let out = command
+        .args(["-n", "-h", "127.0.0.1", "-U", "postgres"])
         .arg("-p")
         .arg(port.to_string())
         .arg("-M")

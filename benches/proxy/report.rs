@@ -172,7 +172,7 @@ impl Results {
             };
             println!(
                 "{:<9}{:>3} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9}",
-                w.mode.as_str(),
+                w.label(),
                 w.clients,
                 fmt(row.tps(Target::Direct), 0, ""),
                 fmt(row.tps(Target::Airlock), 0, ""),
@@ -198,7 +198,7 @@ impl Results {
         println!("Targets");
         for (w, row) in self.rows() {
             let plural = if w.clients == 1 { "" } else { "s" };
-            let name = format!("{} client{plural}, {}", w.clients, w.mode.as_str());
+            let name = format!("{} client{plural}, {}", w.clients, w.label());
             if w.clients >= 8 {
                 let ratio = row.ratio(Target::Airlock, Target::Direct);
                 verdict(
@@ -253,7 +253,7 @@ impl Results {
             let off_cpu = row.cpu(Target::AirlockOff);
             println!(
                 "{:<9}{:>3} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>9}",
-                w.mode.as_str(),
+                w.label(),
                 w.clients,
                 fmt(row.tps(Target::Airlock), 0, ""),
                 fmt(row.tps(Target::AirlockOff), 0, ""),
@@ -289,7 +289,7 @@ impl Results {
                     }
                     println!(
                         "  {} {} clients via {}: {e}",
-                        w.mode.as_str(),
+                        w.label(),
                         w.clients,
                         target.as_str()
                     );
