@@ -19,6 +19,11 @@
 //! [`catalog_with_user_code`]), which is the per-statement cost of the
 //! catalog of user code (docs/catalog.md).
 //!
+//! With `--bench`, a fourth: a real PostgreSQL (a throwaway cluster) with
+//! 10,000 PL/pgSQL functions and 1,000 views over them, and the time and
+//! memory of loading and judging its catalog as the proxy does
+//! ([`real_catalog_load`]).
+//!
 //! Run in test mode (`cargo test --all-targets`, which does not pass
 //! `--bench`), criterion runs each benchmark once; the checks below still
 //! run, the timing table is left out.
@@ -326,7 +331,64 @@ fn resident_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
+/// Loads the catalog of a real database with 10,000 functions and 1,000
+/// views three times, as the proxy's loader does (its queries, then
+/// judging), and prints each time and the resident memory the snapshot
+/// holds.
+fn real_catalog_load() -> anyhow::Result<()> {
+    use airlock::cluster::{ClusterOptions, TempCluster};
+    let cluster = TempCluster::start(&ClusterOptions::default())?;
+    cluster.psql("postgres", "CREATE DATABASE catalog_bench")?;
+    cluster.psql(
+        "catalog_bench",
+        "CREATE SCHEMA app; CREATE TABLE app.items (id int PRIMARY KEY, v text);
+         DO $$ BEGIN
+           FOR i IN 0..9999 LOOP
+             EXECUTE format('CREATE FUNCTION app.app_fn_%s(int) RETURNS int LANGUAGE plpgsql
+                             %s AS $b$ BEGIN RETURN $1 + %s; END $b$',
+                            i, CASE WHEN i % 2 = 0 THEN 'VOLATILE' ELSE 'STABLE' END, i);
+           END LOOP;
+           FOR i IN 0..999 LOOP
+             EXECUTE format('CREATE VIEW app.app_view_%s AS
+                             SELECT id, app.app_fn_%s(id) AS v FROM app.items WHERE id > %s', i, i, i);
+           END LOOP;
+         END $$",
+    )?;
+    let conninfo = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=catalog_bench",
+        cluster.port()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    for round in 1..=3 {
+        let rss_before = resident_bytes();
+        let started = Instant::now();
+        let snapshot = rt
+            .block_on(airlock::catalog::load_snapshot(&conninfo))
+            .map_err(anyhow::Error::msg)?;
+        let took = started.elapsed();
+        let rss_after = resident_bytes();
+        let known = Known::Snapshot(Arc::new(snapshot));
+        let probe = Arc::new(classify("SELECT * FROM app.app_view_7"));
+        assert!(!resolve(&probe, &known, false, &[]).is_read());
+        println!(
+            "real catalog of 10000 functions and 1000 views, load {round}: read and judged in {:.1} ms, \
+             snapshot about {:.1} MiB resident",
+            took.as_secs_f64() * 1e3,
+            rss_after.saturating_sub(rss_before) as f64 / (1024.0 * 1024.0)
+        );
+        drop(known);
+    }
+    Ok(())
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "--bench") {
+        if let Err(e) = real_catalog_load() {
+            println!("real catalog load: failed: {e:#}");
+        }
+    }
     let cases = cases();
     let known = catalog_with_user_code();
     for case in &cases {

@@ -7,16 +7,26 @@
 
 use tokio_postgres::NoTls;
 
-use crate::classify::Facts;
+use crate::classify::{Facts, Risks};
 
 /// Whether a held statement gets an estimate: one UPDATE, DELETE, or INSERT
 /// that reads a table, without parameters (PostgreSQL 15 cannot plan a
-/// statement with unbound parameters).
+/// statement with unbound parameters), that reaches no user code. Planning
+/// is not harmless: the planner folds calls of IMMUTABLE functions with
+/// constant arguments (and STABLE ones when it estimates selectivity), so
+/// EXPLAIN of a statement calling a user function marked IMMUTABLE would
+/// run it before any reviewer decided. Built-ins only, then.
 pub fn wanted(facts: &Facts, params: &[Option<String>]) -> bool {
     let [s] = facts.statements.as_slice() else {
         return false;
     };
+    const CODE: Risks = Risks::NONE
+        .with(Risks::USER_CODE)
+        .with(Risks::UNKNOWN_FUNCTION)
+        .with(Risks::UNKNOWN_OPERATOR);
     params.is_empty()
+        && s.user_code.is_empty()
+        && !s.risks.intersects(CODE)
         && match s.command.as_str() {
             "UPDATE" | "DELETE" => true,
             "INSERT" => !s.tables_read.is_empty(),
@@ -83,6 +93,20 @@ mod tests {
         ));
         assert!(!wanted(&classify("UPDATE t SET a = 1; DELETE FROM t"), &[]));
         assert!(!wanted(&classify("DROP TABLE t"), &[]));
+        // Planning would fold a user function marked IMMUTABLE: no EXPLAIN.
+        assert!(!wanted(
+            &classify("UPDATE victim SET v = 1 WHERE id = imm_evil()"),
+            &[]
+        ));
+        assert!(!wanted(
+            &classify("DELETE FROM t WHERE a = app.f(1)"),
+            &[]
+        ));
+        assert!(!wanted(&classify("UPDATE t SET a = 1 WHERE b ~~~ 2"), &[]));
+        assert!(wanted(
+            &classify("UPDATE t SET a = lower('X') WHERE b = abs(-2)"),
+            &[]
+        ));
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
     }
 }

@@ -12,13 +12,18 @@
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-/// A statement of the fingerprint: counts and transaction ids of the rows
-/// that describe user code, and of the catalogs of built-in code a
-/// superuser can change in place (CREATE OR REPLACE keeps a built-in's
-/// OID; `baseline` tells whether it still is what PostgreSQL shipped). Any CREATE, ALTER, DROP or CREATE OR REPLACE of
-/// such an object changes it; temporary objects of other sessions do not
-/// (no one else can reach them), and VACUUM and ANALYZE, which update
-/// `pg_class` in place, do not either.
+/// A statement of the fingerprint: for the rows that describe user code,
+/// and for the catalogs of built-in code a superuser can change in place,
+/// their count and a SHA-256 of every row version's position and creating
+/// transaction (`ctid`, `xmin`). A sum of the transaction ids would not do:
+/// one can be forged (burn transaction ids until a change's id balances the
+/// sum, a red-team attack did). A row version's (`ctid`, `xmin`) pair is
+/// never reused, so any change to the set is seen. (CREATE OR REPLACE keeps
+/// a built-in's OID; `baseline` tells whether it still is what PostgreSQL
+/// shipped.) Any CREATE, ALTER, DROP or CREATE OR REPLACE of such an object
+/// changes it; temporary objects of other sessions do not (no one else can
+/// reach them), and VACUUM and ANALYZE, which update `pg_class` in place,
+/// do not either (VACUUM FULL of a catalog moves its rows: one reload).
 ///
 /// Every query of the loader is written so that no object a user can make
 /// runs in it: no cast to or from text that PostgreSQL does as I/O
@@ -29,32 +34,32 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 pub const FINGERPRINT: &str = "
 WITH temp_ns AS (SELECT oid FROM pg_namespace WHERE nspname ~ '^pg_(toast_)?temp_')
 SELECT concat_ws(' ',
-  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_proc),
-  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_operator),
-  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_class
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_proc),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_operator),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_class
      WHERE oid >= 16384 AND relnamespace NOT IN (SELECT oid FROM temp_ns)),
-  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_rewrite
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_rewrite
      WHERE ev_class NOT IN (SELECT c.oid FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM temp_ns))),
-  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_type
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_type
      WHERE typnamespace NOT IN (SELECT oid FROM temp_ns)),
-  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_constraint WHERE contypid <> 0),
-  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_policy),
-  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_cast),
-  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_trigger WHERE NOT tgisinternal),
-  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(a.xmin)))) FROM pg_attribute a
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_constraint WHERE contypid <> 0),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_policy),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_cast),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_trigger WHERE NOT tgisinternal),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', a.ctid, a.xmin), ',' ORDER BY a.ctid), 'UTF8')), 'hex')) FROM pg_attribute a
      WHERE a.attrelid >= 16384 AND a.atttypid >= 16384 AND a.attrelid NOT IN
        (SELECT c.oid FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM temp_ns))),
-  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_namespace WHERE oid >= 16384),
-  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_inherits),
-  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_depend
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_namespace WHERE oid >= 16384),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_inherits),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_depend
      WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'),
-  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_extension),
-  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_amop),
-  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_amproc),
-  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_opclass),
-  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_opfamily),
-  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_aggregate),
-  (SELECT concat_ws(':', count(*), sum(pg_catalog.int8in(pg_catalog.xidout(xmin)))) FROM pg_language))";
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_extension),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_amop),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_amproc),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_opclass),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_opfamily),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_aggregate),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_language))";
 
 /// The queries of a full load, in the order [`Raw::from_results`] reads
 /// them, after the fingerprint.
