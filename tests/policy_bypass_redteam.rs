@@ -80,3 +80,54 @@ fn no_attack_of_the_red_team_changes_the_database() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     assert!(total >= 100, "only {total} attacks ran");
 }
+
+/// The second round (tests/redteam/attacks2.py, written without sight of
+/// the code against 829cddc; REPORT2-829cddc.md): the classes it found
+/// open, each now closed. A forged catalog fingerprint (burned transaction
+/// ids balancing a sum of xmins) and EXPLAIN estimates that fold a user
+/// function marked IMMUTABLE.
+#[test]
+fn the_second_red_team_round_finds_nothing_open() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let runner = root.join("tests/redteam/attacks2.py");
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for only in ["collide", "estimates"] {
+        let output = Command::new("python3")
+            .arg(&runner)
+            .arg("--airlock-bin")
+            .arg(env!("CARGO_BIN_EXE_airlock"))
+            .arg("--only")
+            .arg(only)
+            .output()
+            .expect("python3 runs the second red-team runner");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let summary = stdout
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("attacks: "))
+            .unwrap_or("")
+            .to_string();
+        println!("{only}: {summary}");
+        let count = |what: &str| -> Option<u32> {
+            summary.split([',', '(']).find_map(|part| {
+                let value = part.trim().strip_prefix(what)?;
+                value.trim().trim_end_matches(')').parse().ok()
+            })
+        };
+        match (
+            count("attacks:"),
+            count("leaks:"),
+            count("broken:"),
+            count("window-only leaks:"),
+        ) {
+            (Some(n), Some(0), Some(0), Some(0)) if n > 0 => total += n,
+            _ => failures.push(format!(
+                "{only}: {summary}\n{stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(total >= 6, "only {total} attacks ran");
+}

@@ -83,15 +83,15 @@ async fn portals_behave_as_against_postgresql() {
         batch(&[query(b"ROLLBACK")]),
         // Outside a block, the unnamed portal ends at Sync: a suspended
         // portal is gone after it.
-        batch(&[
-            bind(b"", b"s_rows", &[], 0),
-            execute(b"", 2),
-            sync(),
-        ]),
+        batch(&[bind(b"", b"s_rows", &[], 0), execute(b"", 2), sync()]),
         batch(&[execute(b"", 2), sync()]),
         // A parameterised statement, bound twice with different values.
         batch(&[
-            parse(b"s_param", b"SELECT $1::int + g FROM generate_series(1, 4) g", &[23]),
+            parse(
+                b"s_param",
+                b"SELECT $1::int + g FROM generate_series(1, 4) g",
+                &[23],
+            ),
             bind(b"", b"s_param", &[Some(b"10".to_vec())], 0),
             execute(b"", 1),
             execute(b"", 0),
@@ -122,7 +122,11 @@ async fn portals_behave_as_against_postgresql() {
     assert_eq!(tags(&want[1]), "12TDDDsDDDsZ", "direct, row limits");
     assert_eq!(tags(&want[2]), "DCZ", "direct, the last row after the Sync");
     for (i, (w, g)) in want.iter().zip(&got).enumerate() {
-        assert_eq!(tags(g), tags(w), "step {i}: message tags through airlock vs direct");
+        assert_eq!(
+            tags(g),
+            tags(w),
+            "step {i}: message tags through airlock vs direct"
+        );
         assert_eq!(g, w, "step {i}: messages through airlock vs direct");
     }
     assert!(

@@ -98,10 +98,7 @@ mod tests {
             &classify("UPDATE victim SET v = 1 WHERE id = imm_evil()"),
             &[]
         ));
-        assert!(!wanted(
-            &classify("DELETE FROM t WHERE a = app.f(1)"),
-            &[]
-        ));
+        assert!(!wanted(&classify("DELETE FROM t WHERE a = app.f(1)"), &[]));
         assert!(!wanted(&classify("UPDATE t SET a = 1 WHERE b ~~~ 2"), &[]));
         assert!(wanted(
             &classify("UPDATE t SET a = lower('X') WHERE b = abs(-2)"),

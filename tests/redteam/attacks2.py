@@ -76,13 +76,13 @@ def stop_cluster():
 
 def start_airlock(binpath, extra=()):
     port, admin = free_port(), free_port()
-    store = os.path.join(HERE, "attacks2-store-%d.db" % os.getpid())
+    store = os.path.join(tempfile.gettempdir(), "attacks2-store-%d.db" % os.getpid())
     for suffix in ("", "-wal", "-shm"):
         try:
             os.unlink(store + suffix)
         except FileNotFoundError:
             pass
-    logf = open(os.path.join(HERE, "attacks2-airlock.log"), "w")
+    logf = open(os.path.join(tempfile.gettempdir(), "attacks2-airlock-%d.log" % os.getpid()), "w")
     cmd = [binpath, "serve", "--listen", "%s:%d" % (HOST, port), "--upstream", "%s:%d" % (HOST, CFG["pgport"]),
            "--admin-listen", "%s:%d" % (HOST, admin), "--store", "sqlite://" + store] + list(extra)
     proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)
