@@ -596,3 +596,54 @@ action = "allow"
     );
     assert_eq!(rows(&t), 6, "the INSERT ran");
 }
+
+/// An allowed write whose audit record cannot be written does not run:
+/// the client gets 58000 and the table is untouched; the session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_write_that_cannot_be_audited_does_not_run() {
+    let t = unique("au_broken");
+    table(&t);
+    let path = std::env::temp_dir().join(format!("{}.db", unique("airlock-broken-audit")));
+    let url = format!("sqlite://{}", path.display());
+    let rules = format!(
+        r#"
+[[rule]]
+name = "writes-to-{t}"
+kind = ["write"]
+tables = ["{t}"]
+action = "allow"
+
+{}
+"#,
+        quick_rules("1m")
+    );
+    let policy = airlock::policy::Policy::from_sources(&[("test.toml", rules.as_str())]).unwrap();
+    let mut config = airlock::Config::new("127.0.0.1:0".parse().unwrap(), pg().addr.clone());
+    config.reviewers = reviewers();
+    config.store = url.clone();
+    let proxy = TestProxy::with_policy(config, Some(policy));
+    let client = proxy.connect("postgres", "airlock_test").await;
+    client
+        .batch_execute(&format!("INSERT INTO {t} VALUES (100, 1)"))
+        .await
+        .expect("audited write");
+    // The store loses its audit table behind the proxy's back.
+    let store = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("DROP TABLE audit")
+        .execute(&store)
+        .await
+        .unwrap();
+    let e = client
+        .batch_execute(&format!("INSERT INTO {t} VALUES (101, 1)"))
+        .await
+        .unwrap_err();
+    assert_eq!(db_error(&e).code().code(), "58000", "{e:?}");
+    assert_eq!(rows(&t), 6, "only the audited write ran");
+    // The session goes on; reads are not audited.
+    let n: i64 = client
+        .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 6);
+}
