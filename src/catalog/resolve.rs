@@ -268,24 +268,10 @@ pub fn may_change_catalog(facts: &Facts, known: &Known) -> bool {
             // SET changes no catalog; a SELECT of set_config() that
             // reaches user code may.
             Kind::Session => !s.sets.is_empty() && opaque,
-            // A privilege changes no code a read reaches, nor does an
-            // index of a table whose columns are all of types without user
-            // code (its build calls their built-in support functions only):
-            // other sessions need not wait out a CREATE INDEX of an hour.
-            // Everything else may.
-            Kind::Ddl => {
-                opaque
-                    || match s.command.as_str() {
-                        "GRANT" | "REVOKE" => false,
-                        "CREATE INDEX" => !match known {
-                            Known::Snapshot(snap) => s.tables_written.iter().all(|t| {
-                                snap.relation_code(t).is_none() && snap.type_code(t).is_none()
-                            }),
-                            Known::Unavailable(_) => false,
-                        },
-                        _ => true,
-                    }
-            }
+            // Every DDL: even an index build or a GRANT fires event
+            // triggers, which may run any code (a red-team attack redefined
+            // a view from one on CREATE INDEX).
+            Kind::Ddl => true,
             Kind::Utility => !matches!(
                 s.command.as_str(),
                 "VACUUM" | "ANALYZE" | "CHECKPOINT" | "LOCK TABLE" | "CLUSTER" | "REINDEX"
