@@ -524,16 +524,8 @@ async fn allowed_writes_and_denials_are_audited_session_plumbing_is_counted() {
 name = "no-truncate"
 command = ["TRUNCATE TABLE"]
 action = "deny"
-
-[[rule]]
-name = "writes-to-{t}"
-kind = ["write"]
-tables = ["{t}"]
-action = "allow"
-
-{}
-"#,
-        quick_rules("1m")
+{}"#,
+        writes_allowed_to(&t)
     ));
     let client = proxy.connect("postgres", "airlock_test").await;
     let marker = format!("/* {t} */");
@@ -605,23 +597,7 @@ async fn an_allowed_write_that_cannot_be_audited_does_not_run() {
     table(&t);
     let path = std::env::temp_dir().join(format!("{}.db", unique("airlock-broken-audit")));
     let url = format!("sqlite://{}", path.display());
-    let rules = format!(
-        r#"
-[[rule]]
-name = "writes-to-{t}"
-kind = ["write"]
-tables = ["{t}"]
-action = "allow"
-
-{}
-"#,
-        quick_rules("1m")
-    );
-    let policy = airlock::policy::Policy::from_sources(&[("test.toml", rules.as_str())]).unwrap();
-    let mut config = airlock::Config::new("127.0.0.1:0".parse().unwrap(), pg().addr.clone());
-    config.reviewers = reviewers();
-    config.store = url.clone();
-    let proxy = TestProxy::with_policy(config, Some(policy));
+    let proxy = proxy_with_rules_and(&writes_allowed_to(&t), |c| c.store = url.clone());
     let client = proxy.connect("postgres", "airlock_test").await;
     client
         .batch_execute(&format!("INSERT INTO {t} VALUES (100, 1)"))

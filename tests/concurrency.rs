@@ -16,17 +16,11 @@ use common::*;
 
 const DB: &str = "airlock_test";
 
-const RULES: &str = r#"
-[[rule]]
-name = "reads"
-kind = ["read"]
-action = "allow"
-
-[[rule]]
-name = "plumbing"
-kind = ["transaction", "session"]
-action = "allow"
-
+/// What the other sessions are allowed to do, before the reads, session
+/// statements and reviewed writes of [`quick_rules`].
+fn rules() -> String {
+    format!(
+        r#"
 [[rule]]
 name = "log-writes"
 kind = ["write"]
@@ -43,14 +37,10 @@ action = "allow"
 name = "sleeps"
 functions = ["pg_sleep"]
 action = "allow"
-
-[[rule]]
-name = "reviewed"
-action = "require_approval"
-approvers = ["reviewers"]
-approvals = 1
-timeout = "1m"
-"#;
+{}"#,
+        quick_rules("1m")
+    )
+}
 
 /// Latencies of `n` point reads through `via` and straight to PostgreSQL,
 /// one after the other.
@@ -118,7 +108,7 @@ async fn reads_do_not_wait_for_other_sessions_writes_or_ddl() {
          CREATE TABLE conc_log (at timestamptz DEFAULT now(), n int); \
          CREATE TABLE conc_ddl (id int)",
     );
-    let proxy = proxy_with_rules(RULES);
+    let proxy = proxy_with_rules(&rules());
     let via = proxy.connect("postgres", DB).await;
     let straight = connect(&direct_conninfo("postgres", DB)).await;
     // Warm both paths (prepared statements, the catalog snapshot).
@@ -236,7 +226,7 @@ async fn reads_do_not_wait_for_other_sessions_writes_or_ddl() {
 /// (psycopg2's own test_concurrent_execution does this).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_allowed_statements_run_at_once() {
-    let proxy = proxy_with_rules(RULES);
+    let proxy = proxy_with_rules(&rules());
     let a = proxy.connect("postgres", DB).await;
     let b = proxy.connect("postgres", DB).await;
     let t = Instant::now();

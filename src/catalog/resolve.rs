@@ -161,10 +161,7 @@ fn resolved<'a>(
         && s.operators
             .iter()
             .filter(|o| {
-                let (schema, name) = match o.rsplit_once('.') {
-                    Some((s, n)) => (Some(s), n),
-                    None => (None, o.as_str()),
-                };
+                let (schema, name) = split_qualified(o);
                 !builtins::is_builtin_operator(schema, name)
             })
             .all(|o| snap.is_safe_operator(o))
@@ -293,10 +290,7 @@ pub fn may_change_catalog(facts: &Facts, known: &Known) -> bool {
 /// `UPDATE pg_proc` and so change what a function runs): anything in
 /// `pg_catalog`, or named like a catalog, in whatever schema it resolves to.
 fn writes_system_catalog(written: &str) -> bool {
-    let (schema, name) = match written.rsplit_once('.') {
-        Some((schema, name)) => (Some(schema), name),
-        None => (None, written),
-    };
+    let (schema, name) = split_qualified(written);
     let name = name.trim_matches('"');
     schema.is_some_and(|s| s.trim_matches('"').eq_ignore_ascii_case("pg_catalog"))
         || name.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("pg_"))
@@ -306,11 +300,16 @@ fn writes_system_catalog(written: &str) -> bool {
 /// that a table it is given runs): any function outside `pg_catalog`, the
 /// SQL-as-text runners of extensions, and the `*_to_xml` family.
 fn may_run_sql(shown: &str) -> bool {
-    let (schema, name) = match shown.rsplit_once('.') {
-        Some((schema, name)) => (Some(schema), name),
-        None => (None, shown),
-    };
+    let (schema, name) = split_qualified(shown);
     schema.is_some_and(|s| s != "pg_catalog")
         || crate::classify::builtins::runs_sql_text(name)
         || name.contains("_to_xml")
+}
+
+/// The schema (if written) and the name of `schema.name`.
+fn split_qualified(n: &str) -> (Option<&str>, &str) {
+    match n.rsplit_once('.') {
+        Some((schema, name)) => (Some(schema), name),
+        None => (None, n),
+    }
 }

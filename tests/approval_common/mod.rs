@@ -55,9 +55,30 @@ pub fn proxy_with(f: impl FnOnce(&mut Config)) -> TestProxy {
 
 /// A proxy with the reviewers and a policy of `rules` (TOML).
 pub fn proxy_with_rules(rules: &str) -> TestProxy {
+    proxy_with_rules_and(rules, |_| {})
+}
+
+/// `proxy_with_rules`, with settings changed by `f`.
+pub fn proxy_with_rules_and(rules: &str, f: impl FnOnce(&mut Config)) -> TestProxy {
     let policy = Policy::from_sources(&[("test.toml", rules)])
         .unwrap_or_else(|e| panic!("policy: {e:?}\n{rules}"));
-    TestProxy::with_policy(config(), Some(policy))
+    let mut config = config();
+    f(&mut config);
+    TestProxy::with_policy(config, Some(policy))
+}
+
+/// [`quick_rules`] with writes to `table` allowed first.
+pub fn writes_allowed_to(table: &str) -> String {
+    format!(
+        r#"
+[[rule]]
+name = "writes-to-{table}"
+kind = ["write"]
+tables = ["{table}"]
+action = "allow"
+{}"#,
+        quick_rules("1m")
+    )
 }
 
 /// Reads, transaction control and session settings allowed; every other

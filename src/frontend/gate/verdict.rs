@@ -107,13 +107,20 @@ impl Gate {
                 // application sends them on every transaction.
                 // A Query of several statements is noted whole if any of
                 // them is something else.
-                let plumbing = d.facts.statements.iter().all(|s| {
-                    matches!(
-                        s.effective_kind(),
-                        Kind::Read | Kind::Transaction | Kind::Session
-                    )
-                });
-                let note = !allowed || !plumbing;
+                // `kind` is the first statement that is not a read: the
+                // rest are looked at only after a BEGIN or a SET, never
+                // for a read.
+                let note = !allowed
+                    || match kind {
+                        Kind::Read => false,
+                        Kind::Transaction | Kind::Session => !d.facts.statements.iter().all(|s| {
+                            matches!(
+                                s.effective_kind(),
+                                Kind::Read | Kind::Transaction | Kind::Session
+                            )
+                        }),
+                        Kind::Write | Kind::Ddl | Kind::Utility => true,
+                    };
                 let sql = note.then(|| what().0);
                 self.count(kind, usize::from(!allowed), sql, decision.rule());
                 answer(&d.facts, decision)
