@@ -10,7 +10,8 @@
 //! It stays current three ways:
 //!
 //! - A session that runs something that may change the catalog (DDL, code
-//!   the classifier cannot see into, writes to tables with triggers) asks
+//!   the classifier cannot see into, writes to tables whose triggers,
+//!   defaults or checks may be user code: [`writes`]) asks
 //!   for a new snapshot once its transaction has ended, and every session of
 //!   the database waits for it before it classifies anything more. Until
 //!   that transaction ends, the session itself proves no read that names
@@ -30,6 +31,7 @@ mod bodies;
 pub mod load;
 pub mod resolve;
 pub mod snapshot;
+mod writes;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};

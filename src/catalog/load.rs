@@ -42,7 +42,10 @@ SELECT concat_ws(' ',
      WHERE ev_class NOT IN (SELECT c.oid FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM temp_ns))),
   (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_type
      WHERE typnamespace NOT IN (SELECT oid FROM temp_ns)),
-  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_constraint WHERE contypid <> 0),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_constraint),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_attrdef),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_index
+     WHERE indexprs IS NOT NULL OR indpred IS NOT NULL),
   (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_policy),
   (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_cast),
   (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_trigger WHERE NOT tgisinternal),
@@ -166,6 +169,51 @@ const QUERIES: &[&str] = &[
        FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
        JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE NOT g.tgisinternal",
+    // What a write to a relation evaluates besides its text (see
+    // `super::writes`): column defaults and generated columns, CHECK
+    // constraints (NOT VALID ones too: UPDATE checks them), index
+    // expressions and predicates, and the row-level security expressions
+    // of writes.
+    "SELECT n.nspname, c.relname, w.what, w.expr FROM (
+         SELECT d.adrelid AS rel, 'the expression of column ' || quote_ident(a.attname) AS what,
+                pg_get_expr(d.adbin, d.adrelid) AS expr
+           FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+         UNION ALL
+         SELECT k.conrelid, 'constraint ' || quote_ident(k.conname), pg_get_expr(k.conbin, k.conrelid)
+           FROM pg_constraint k WHERE k.contype = 'c' AND k.conrelid <> 0
+         UNION ALL
+         SELECT i.indrelid, 'index ' || quote_ident(x.relname), pg_get_expr(i.indexprs, i.indrelid)
+           FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid WHERE i.indexprs IS NOT NULL
+         UNION ALL
+         SELECT i.indrelid, 'the predicate of index ' || quote_ident(x.relname), pg_get_expr(i.indpred, i.indrelid)
+           FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid WHERE i.indpred IS NOT NULL
+         UNION ALL
+         SELECT p.polrelid, 'row-level security policy ' || quote_ident(p.polname), pg_get_expr(p.polwithcheck, p.polrelid)
+           FROM pg_policy p WHERE p.polwithcheck IS NOT NULL
+         UNION ALL
+         SELECT p.polrelid, 'row-level security policy ' || quote_ident(p.polname), pg_get_expr(p.polqual, p.polrelid)
+           FROM pg_policy p WHERE p.polcmd NOT IN ('r', '*') AND p.polqual IS NOT NULL
+       ) w JOIN pg_class c ON c.oid = w.rel JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE w.expr IS NOT NULL",
+    // Rules other than a view's own: a write to the relation runs them.
+    "SELECT n.nspname, c.relname, r.rulename
+       FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class
+       JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE r.rulename <> '_RETURN'",
+    // Partitions and inheritance children: a write to the parent writes
+    // them.
+    "SELECT pn.nspname, p.relname, cn.nspname, c.relname
+       FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
+       JOIN pg_namespace pn ON pn.oid = p.relnamespace
+       JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace cn ON cn.oid = c.relnamespace",
+    // Foreign keys whose action writes the referencing table when the
+    // referenced one is updated or deleted from (CASCADE, SET NULL, SET
+    // DEFAULT).
+    "SELECT DISTINCT fn.nspname, f.relname, cn.nspname, c.relname
+       FROM pg_constraint k JOIN pg_class f ON f.oid = k.confrelid
+       JOIN pg_namespace fn ON fn.oid = f.relnamespace
+       JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace cn ON cn.oid = c.relnamespace
+      WHERE k.contype = 'f' AND (k.confupdtype IN ('c', 'n', 'd') OR k.confdeltype IN ('c', 'n', 'd'))",
 ];
 
 /// A function users or extensions created.
@@ -252,6 +300,16 @@ pub struct ClassMember {
     pub family: String,
 }
 
+/// An expression a write to a relation evaluates.
+#[derive(Debug, Clone)]
+pub struct WriteExpression {
+    pub relation: Named,
+    /// `constraint positive`, for reviewers.
+    pub what: String,
+    /// PostgreSQL's deparse, with `pg_catalog` alone on the search path.
+    pub expression: String,
+}
+
 /// Everything a load read, before any of it is judged.
 #[derive(Debug, Clone, Default)]
 pub struct Raw {
@@ -267,6 +325,14 @@ pub struct Raw {
     pub casts: Vec<Cast>,
     pub class_members: Vec<ClassMember>,
     pub triggers: Vec<Named>,
+    /// Expressions a write to a relation evaluates.
+    pub write_expressions: Vec<WriteExpression>,
+    /// Rules on relations (a view's own excepted): the relation, the rule.
+    pub rules: Vec<(Named, String)>,
+    /// (parent, child) for every partition and inheritance child.
+    pub inherits: Vec<(Named, Named)>,
+    /// (referenced, referencing) for foreign keys whose actions write.
+    pub cascades: Vec<(Named, Named)>,
     /// The server's major version.
     pub major: u32,
     pub server_encoding: String,
@@ -409,6 +475,22 @@ pub async fn load(client: &Client) -> Result<Raw, String> {
             name: text(&r, 1),
         });
     }
+    for r in next() {
+        raw.write_expressions.push(WriteExpression {
+            relation: named(&r, 0),
+            what: text(&r, 2),
+            expression: text(&r, 3),
+        });
+    }
+    for r in next() {
+        raw.rules.push((named(&r, 0), text(&r, 2)));
+    }
+    for r in next() {
+        raw.inherits.push((named(&r, 0), named(&r, 2)));
+    }
+    for r in next() {
+        raw.cascades.push((named(&r, 0), named(&r, 2)));
+    }
     let settings = next();
     raw.major = settings.first().map_or(0, |r| num(r, 0) as u32 / 10_000);
     raw.server_encoding = settings.first().map(|r| text(r, 1)).unwrap_or_default();
@@ -448,6 +530,14 @@ async fn run(client: &Client, sql: &str) -> Result<Vec<Rows>, tokio_postgres::Er
         }
     }
     Ok(results)
+}
+
+/// The relation named by columns `i` (schema) and `i + 1` (name).
+fn named(r: &[Option<String>], i: usize) -> Named {
+    Named {
+        schema: text(r, i),
+        name: text(r, i + 1),
+    }
 }
 
 fn some(s: String) -> Option<String> {

@@ -216,6 +216,11 @@ fn resolved<'a>(
             r.code.merge(code);
         }
     }
+    for t in s.tables_written.iter().map(key) {
+        if let Some(code) = snap.write_code(&t) {
+            r.code.merge(code);
+        }
+    }
     if r.code.what.is_empty() && r.code.risks.is_empty() {
         return out;
     }
@@ -235,36 +240,21 @@ fn resolved<'a>(
 }
 
 /// Whether running `facts` may change what the snapshot says: DDL, code
-/// the classifier cannot see into (which may run DDL), and writes to tables
-/// with triggers. Plain reads and writes never do, so ordinary traffic
-/// never makes the catalog be read again.
+/// the classifier cannot see into (which may run DDL), including what a
+/// write to a table reaches (`super::writes`: triggers, defaults, checks).
+/// Plain reads and writes never do, so ordinary traffic never makes the
+/// catalog be read again.
 pub fn may_change_catalog(facts: &Facts, known: &Known) -> bool {
-    // A built-in with side effects (pg_sleep, nextval, advisory locks,
-    // large objects) changes no code unless it runs SQL given as text:
-    // sessions need not wait while one runs.
-    const OPAQUE: Risks = Risks::NONE
-        .with(Risks::UNKNOWN_FUNCTION)
-        .with(Risks::USER_CODE)
-        .with(Risks::CALL)
-        .with(Risks::DO)
-        .with(Risks::EXECUTE)
-        .with(Risks::UNKNOWN_STATEMENT)
-        .with(Risks::UNPARSEABLE)
-        .with(Risks::COPY_PROGRAM)
-        .with(Risks::SELECT_INTO);
     facts.statements.iter().any(|s| {
         if s.is_read() {
             return false;
         }
-        let opaque = s.risks.intersects(OPAQUE)
-            || (s.risks.contains(Risks::SIDE_EFFECT_FUNCTION)
-                && s.functions.iter().any(|f| may_run_sql(f)));
         match s.kind {
             // COMMIT PREPARED makes another transaction's changes visible.
             Kind::Transaction => s.risks.contains(Risks::TWO_PHASE),
             // SET changes no catalog; a SELECT of set_config() that
             // reaches user code may.
-            Kind::Session => !s.sets.is_empty() && opaque,
+            Kind::Session => !s.sets.is_empty() && runs_opaque_code(s),
             // Every DDL: even an index build or a GRANT fires event
             // triggers, which may run any code (a red-team attack redefined
             // a view from one on CREATE INDEX).
@@ -275,15 +265,34 @@ pub fn may_change_catalog(facts: &Facts, known: &Known) -> bool {
             // them. A lock and a checkpoint run none.
             Kind::Utility => !matches!(s.command.as_str(), "CHECKPOINT" | "LOCK TABLE"),
             Kind::Read | Kind::Write => {
-                opaque
+                runs_opaque_code(s)
                     || s.tables_written.iter().any(|t| writes_system_catalog(t))
-                    || s.tables_written.iter().any(|t| match known {
-                        Known::Snapshot(snap) => snap.has_triggers(t),
-                        Known::Unavailable(_) => true,
-                    })
+                    || (matches!(known, Known::Unavailable(_)) && !s.tables_written.is_empty())
             }
         }
     })
+}
+
+/// Whether a statement runs code the classifier cannot see into, which
+/// may do anything (DDL included): user code, unknown functions and
+/// statements, and the built-ins that run SQL given as text. A built-in
+/// with side effects that runs no SQL (pg_sleep, nextval, advisory locks,
+/// large objects) is not such code.
+pub fn runs_opaque_code(s: &StatementFacts) -> bool {
+    const OPAQUE: Risks = Risks::NONE
+        .with(Risks::UNKNOWN_FUNCTION)
+        .with(Risks::UNKNOWN_OPERATOR)
+        .with(Risks::USER_CODE)
+        .with(Risks::CALL)
+        .with(Risks::DO)
+        .with(Risks::EXECUTE)
+        .with(Risks::UNKNOWN_STATEMENT)
+        .with(Risks::UNPARSEABLE)
+        .with(Risks::COPY_PROGRAM)
+        .with(Risks::SELECT_INTO);
+    s.risks.intersects(OPAQUE)
+        || (s.risks.contains(Risks::SIDE_EFFECT_FUNCTION)
+            && s.functions.iter().any(|f| may_run_sql(f)))
 }
 
 /// Whether a written relation may be a system catalog (a superuser may

@@ -87,8 +87,8 @@ pub struct Snapshot {
     /// Relations that run user code when read (views, policies, foreign
     /// tables, rows of such types).
     relations: HashMap<String, Code>,
-    /// Relations with triggers.
-    triggers: HashSet<String>,
+    /// Relations a write to which runs user code (`super::writes`).
+    writes: HashMap<String, Code>,
     /// User code any statement may reach without naming it (a cast from a
     /// built-in type, an operator-class member, a changed built-in): why.
     pub ambient: Vec<String>,
@@ -111,7 +111,7 @@ const SAFE_INTERNAL: &[&str] = &[
 
 /// The names a statement may use for `schema.name`: with and without the
 /// schema, and a session's temporary schema by its alias `pg_temp`.
-fn keys(schema: &str, name: &str) -> Vec<String> {
+pub(super) fn keys(schema: &str, name: &str) -> Vec<String> {
     let mut k = vec![name.to_string(), format!("{schema}.{name}")];
     if schema.starts_with("pg_temp_") {
         k.push(format!("pg_temp.{name}"));
@@ -144,6 +144,7 @@ impl Snapshot {
             && self.operators.is_empty()
             && self.types.is_empty()
             && self.relations.is_empty()
+            && self.writes.is_empty()
             && self.trusted.is_empty()
             && self.safe_operators.is_empty()
             && self.ambient.is_empty()
@@ -186,8 +187,9 @@ impl Snapshot {
         self.relations.get(written)
     }
 
-    pub fn has_triggers(&self, written: &str) -> bool {
-        self.triggers.contains(written)
+    /// The user code a write to `written` reaches.
+    pub fn write_code(&self, written: &str) -> Option<&Code> {
+        self.writes.get(written)
     }
 
     /// The qualified names that reach user code, for operators.
@@ -199,6 +201,7 @@ impl Snapshot {
             .chain(self.types.keys().map(|k| format!("type {k}")))
             .chain(self.functions.keys().map(|k| format!("function {k}")))
             .chain(self.operators.keys().map(|k| format!("operator {k}")))
+            .chain(self.writes.keys().map(|k| format!("writes to {k}")))
             .filter(|n| n.contains('.'))
             .chain(self.ambient.iter().cloned())
             .chain(self.hijacked.iter().cloned())
@@ -210,7 +213,7 @@ impl Snapshot {
     /// Judges what a load read.
     pub fn build(raw: Raw) -> Snapshot {
         let mut s = Snapshot {
-            fingerprint: raw.fingerprint,
+            fingerprint: raw.fingerprint.clone(),
             ..Snapshot::default()
         };
         s.server_utf8 = raw.server_encoding.eq_ignore_ascii_case("UTF8");
@@ -352,10 +355,7 @@ impl Snapshot {
             .into_iter()
             .filter_map(|(k, t)| t.then_some(k))
             .collect();
-        // Triggers and foreign tables.
-        for t in &raw.triggers {
-            s.triggers.extend(keys(&t.schema, &t.name));
-        }
+        // Foreign tables.
         for f in &raw.foreign {
             let code = Code {
                 what: vec![format!("foreign table {}.{}", f.schema, f.name)],
@@ -498,6 +498,7 @@ impl Snapshot {
                 break;
             }
         }
+        s.writes = super::writes::judge(&raw, &s, &parsed_views);
         s
     }
 

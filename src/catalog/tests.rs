@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use super::baseline::Baseline;
-use super::load::{Cast, ClassMember, Function, Named, Operator, Policy, Raw, Type, View};
+use super::load::{
+    Cast, ClassMember, Function, Named, Operator, Policy, Raw, Type, View, WriteExpression,
+};
 use super::*;
 use crate::classify::{classify, Facts, Risks};
 
@@ -41,7 +43,7 @@ fn user_type(oid: u32, name: &str, relation: Option<&str>, contains: &[u32]) -> 
 }
 
 /// A database with a little of every kind of user code.
-fn raw() -> Raw {
+pub(super) fn raw() -> Raw {
     let mut ext = function(20010, "public", "digest", 'i', 2);
     ext.extension = Some("pgcrypto".into());
     let mut ext_volatile = function(20011, "public", "gen_salt", 'v', 1);
@@ -94,6 +96,11 @@ fn raw() -> Raw {
                 name: "harmless".into(),
                 definition: "SELECT id, lower(v) FROM app.t".into(),
             },
+            View {
+                schema: "app".into(),
+                name: "audited_view".into(),
+                definition: "SELECT a FROM app.audited".into(),
+            },
         ],
         foreign: vec![named("app", "remote")],
         policies: vec![Policy {
@@ -120,14 +127,36 @@ fn raw() -> Raw {
         }],
         class_members: Vec::new(),
         triggers: vec![named("app", "audited")],
+        write_expressions: vec![
+            write_expression("with_default", "the expression of column d", "app.grab(1)"),
+            write_expression(
+                "t",
+                "the expression of column id",
+                "nextval('app.t_id_seq'::regclass)",
+            ),
+            write_expression("checked_t", "constraint c", "app.check_fn(a)"),
+            write_expression("plain_checked", "constraint c", "(a > 0)"),
+            write_expression("plain_checked", "index i", "lower(b), upper(b)"),
+        ],
+        rules: vec![(named("app", "ruled"), "r".into())],
+        inherits: vec![(named("app", "parent"), named("app", "audited"))],
+        cascades: vec![(named("app", "referenced"), named("app", "parent"))],
     }
 }
 
-fn known() -> Known {
+fn write_expression(table: &str, what: &str, expression: &str) -> WriteExpression {
+    WriteExpression {
+        relation: named("app", table),
+        what: what.into(),
+        expression: expression.into(),
+    }
+}
+
+pub(super) fn known() -> Known {
     Known::Snapshot(Arc::new(Snapshot::build(raw())))
 }
 
-fn resolved(sql: &str) -> Arc<Facts> {
+pub(super) fn resolved(sql: &str) -> Arc<Facts> {
     resolve(&Arc::new(classify(sql)), &known(), false, &[])
 }
 

@@ -86,8 +86,10 @@ fn explain(e: &pb::ExplainStmt) -> StatementFacts {
             | Risks::SIDE_EFFECT_FUNCTION
             | Risks::UNKNOWN_OPERATOR
             | Risks::USER_CODE);
+    // Planning a write folds what its defaults and generated columns call
+    // (the catalog knows them by the written table).
     f.tables_read = inner.tables_read;
-    f.tables_read.extend(inner.tables_written);
+    f.tables_written = inner.tables_written;
     f.functions = inner.functions;
     f.operators = inner.operators;
     f.types = inner.types;
