@@ -12,6 +12,7 @@
 //! approved, the portal runs however often it is executed.
 
 mod confirm;
+mod cursors;
 mod decided;
 mod encodings;
 mod executed;
@@ -142,6 +143,11 @@ pub struct Gate {
     /// A message of this extended-protocol batch was refused: the server
     /// discards everything until Sync, so the rest needs no decision.
     discarding: bool,
+    /// Something ran in this session that may have run user code, which
+    /// may open cursors (WITH HOLD ones outlive its transaction) the gate
+    /// never saw declared: FETCH and MOVE are no longer proven reads
+    /// (`cursors`).
+    user_code_ran: bool,
     /// Names SQL-level PREPARE used in this session: a protocol Parse of
     /// such a name may fail on the server, which keeps the SQL statement.
     sql_prepared: SqlPrepared,
@@ -195,6 +201,7 @@ impl Gate {
             unsettled: false,
             changes_lexer: false,
             discarding: false,
+            user_code_ran: false,
             sql_prepared: Default::default(),
             tentative: Tentative::default(),
             offloaded: None,
@@ -476,7 +483,18 @@ impl Gate {
     #[inline]
     fn catalog_may_change(&mut self, d: &Decided) {
         self.changes_catalog = d.changes_catalog;
-        if d.changes_catalog && self.sql_prepared.mark_opaque() {
+        if d.changes_catalog {
+            self.user_code_may_run();
+        }
+    }
+
+    /// The message about to be forwarded may change the catalog and run
+    /// user code, which may prepare statements and open cursors unseen.
+    pub(super) fn user_code_may_run(&mut self) {
+        self.changes_catalog = true;
+        let news =
+            self.sql_prepared.mark_opaque() | !std::mem::replace(&mut self.user_code_ran, true);
+        if news {
             self.epoch += 1;
         }
     }
@@ -525,6 +543,11 @@ impl Gate {
         let raw = executed.as_ref().unwrap_or(raw);
         let resolved = catalog::resolve::resolve_changed(raw, &self.known, self.unsettled, params)
             .unwrap_or_else(|| Arc::clone(raw));
+        let resolved = if self.user_code_ran {
+            cursors::unseen(resolved)
+        } else {
+            resolved
+        };
         self.judged(resolved)
     }
 

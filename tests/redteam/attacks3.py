@@ -484,9 +484,8 @@ A("update-check-constraint", "d:update+check-constraint",
   [("A", "update chk2 set a = a where a = 1"), READ],
   setup="create table chk2(a int); insert into chk2 select 1; alter table chk2 add constraint c check (rd_bool()) not valid;",
   teardown="drop table chk2;")
-A("grant-no-et-then-read", "b:grant (no event trigger; sanity)",
-  [("A", "grant select on plain to public"), READ], reset="revoke all on plain from public;",
-  note="GRANT alone changes no code: expected BROKEN")
+# (A sanity check "GRANT alone, no event trigger" was dropped: it changes no
+# code, so its positive control could never pass.)
 
 # (d) plain DML of system catalogs (no triggers there): change code directly
 PGREW = ("update pg_rewrite set ev_action = (select ev_action from pg_rewrite where ev_class = 'evilv'::regclass) "
@@ -503,15 +502,9 @@ A("catalog-dml-pg_cast", "d:insert-pg_cast",
   [("A", PGCAST), ("B*", "select 7::text")], reset="delete from pg_cast where oid = 99999;")
 A("catalog-dml-pg_cast-after-poll", "d:insert-pg_cast (after poll)",
   [("A", PGCAST), ("sleep", 3.0), ("B*", "select 7::text")], reset="delete from pg_cast where oid = 99999;")
-PGPROC = ("update pg_proc set prolang = (select oid from pg_language where lanname = 'plpgsql'), "
-          "prosrc = 'begin perform public.evil(''read''); return $1; end', provolatile = 'v' "
-          "where oid = 'pg_catalog.initcap(text)'::regprocedure")
-PGPROC_RESET = ("update pg_proc set prolang = 12, prosrc = 'initcap', provolatile = 'i' "
-                "where oid = 'pg_catalog.initcap(text)'::regprocedure;")
-A("catalog-dml-pg_proc-builtin", "d:update-pg_proc",
-  [("A", PGPROC), ("B*", "select initcap('abc')")], reset=PGPROC_RESET)
-A("catalog-dml-pg_proc-builtin-after-poll", "d:update-pg_proc (after poll)",
-  [("A", PGPROC), ("sleep", 3.0), ("B*", "select initcap('abc')")], reset=PGPROC_RESET)
+# (Rewriting a built-in's pg_proc row to PL/pgSQL was dropped: the function
+# manager calls built-ins by OID from its own table and never reads prosrc,
+# so the direct positive control could never pass.)
 
 # (c) side-effect built-ins
 A("set_config-search_path", "c:set_config",
@@ -536,8 +529,16 @@ def main():
     ap.add_argument("--only", default=None)
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--skip-window", action="store_true",
+                    help="leave out the attacks on the documented catalog_poll window")
+    ap.add_argument("--shard", default=None, help="I/N: run every N-th attack from the I-th (0-based)")
     args = ap.parse_args()
     sel = [a for a in ATTACKS if not args.only or args.only in a.name]
+    if args.skip_window:
+        sel = [a for a in sel if not a.window]
+    if args.shard:
+        i, n = (int(x) for x in args.shard.split("/"))
+        sel = sel[i::n]
     counts = dict(attacks=0, leaks=0, blocked=0, broken=0, stmt=0, window=0)
     leaks = []
     start_cluster()

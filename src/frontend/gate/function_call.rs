@@ -66,10 +66,7 @@ impl Gate {
         // A call by OID cannot be shown to a reviewer: refused.
         match self.decide(&facts) {
             Decision::Allow { .. } => {
-                self.changes_catalog = true;
-                if self.sql_prepared.mark_opaque() {
-                    self.epoch += 1;
-                }
+                self.user_code_may_run();
                 Verdict::Forward
             }
             d => answer(
