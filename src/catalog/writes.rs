@@ -51,10 +51,23 @@ pub(super) fn judge(raw: &Raw, snap: &Snapshot, views: &[(&View, Facts)]) -> Has
             user_code(format!("rule {rule} on {}.{}", r.schema, r.name)),
         );
     }
+    // Tables made alike have the same expressions (`now()`, `lower(v)`):
+    // each text is judged once.
+    let mut judged_texts: HashMap<&str, Option<Vec<String>>> = HashMap::new();
     for e in &raw.write_expressions {
-        let what = format!("{} of {}.{}", e.what, e.relation.schema, e.relation.name);
-        if let Some(code) = judged(&what, &e.expression, snap) {
-            add(&e.relation, code);
+        let calls = judged_texts
+            .entry(e.expression.as_str())
+            .or_insert_with(|| judged(&e.expression, snap));
+        if let Some(functions) = calls {
+            let what = format!("{} of {}.{}", e.what, e.relation.schema, e.relation.name);
+            add(
+                &e.relation,
+                Code {
+                    what: vec![what],
+                    functions: functions.clone(),
+                    risks: Risks::USER_CODE,
+                },
+            );
         }
     }
     // Writing `from` writes `to`.
@@ -105,23 +118,23 @@ fn user_code(what: String) -> Code {
     }
 }
 
-/// The code an expression PostgreSQL deparsed runs, if it may be user
-/// code.
-fn judged(what: &str, expression: &str, snap: &Snapshot) -> Option<Code> {
+/// Whether an expression PostgreSQL deparsed may run user code: then the
+/// functions it calls that are not known to be free of side effects.
+fn judged(expression: &str, snap: &Snapshot) -> Option<Vec<String>> {
     let facts = classify(&format!("SELECT {expression}"));
     if facts.error.is_some() {
-        return Some(user_code(what.to_string()));
+        return Some(Vec::new());
     }
-    let mut code: Option<Code> = None;
+    let mut code: Option<Vec<String>> = None;
     for s in &facts.statements {
         let s = resolve_deparsed(s, snap);
         if runs_opaque_code(&s) {
-            code.get_or_insert_with(|| user_code(what.to_string()))
-                .merge(&Code {
-                    what: Vec::new(),
-                    functions: s.unknown_functions().map(str::to_string).collect(),
-                    risks: Risks::USER_CODE,
-                });
+            let functions = code.get_or_insert_with(Vec::new);
+            for f in s.unknown_functions() {
+                if !functions.iter().any(|g| g == f) {
+                    functions.push(f.to_string());
+                }
+            }
         }
     }
     code
