@@ -376,8 +376,13 @@ fn real_catalog_load() -> anyhow::Result<()> {
         let known = Known::Snapshot(Arc::new(snapshot));
         let probe = Arc::new(classify("SELECT * FROM app.app_view_7"));
         assert!(!resolve(&probe, &known, false, &[]).is_read());
-        let insert = Arc::new(classify("INSERT INTO app.app_table_7 (n, v) VALUES (1, 'x')"));
-        assert!(!airlock::catalog::may_change_catalog(&resolve(&insert, &known, false, &[]), &known));
+        let insert = Arc::new(classify(
+            "INSERT INTO app.app_table_7 (n, v) VALUES (1, 'x')",
+        ));
+        assert!(!airlock::catalog::may_change_catalog(
+            &resolve(&insert, &known, false, &[]),
+            &known
+        ));
         println!(
             "real catalog of 10000 functions, 1000 views and 1000 tables (serial, default, check, expression index), load {round}: read and judged in {:.1} ms, \
              snapshot about {:.1} MiB resident",

@@ -275,6 +275,25 @@ impl Database {
         Ok(client)
     }
 
+    /// The published snapshot, if the catalog still reads as it did for
+    /// it, temporary objects included. A failed check drops the client.
+    async fn unchanged(&self, client: &mut Option<Client>) -> Option<Arc<Snapshot>> {
+        let current = match &self.state.borrow().known {
+            Some(Known::Snapshot(s)) => Arc::clone(s),
+            _ => return None,
+        };
+        let c = client.as_ref()?;
+        match tokio::time::timeout(LOAD_TIMEOUT, load::fingerprint(c)).await {
+            Ok(Ok((shared, temporary))) => (shared == current.fingerprint
+                && temporary == current.temporary_fingerprint)
+                .then_some(current),
+            _ => {
+                *client = None;
+                None
+            }
+        }
+    }
+
     async fn load(&self, client: &Client) -> Result<Snapshot, String> {
         let started = Instant::now();
         let raw = tokio::time::timeout(LOAD_TIMEOUT, load::load(client))
@@ -304,6 +323,16 @@ async fn run(db: Arc<Database>, poll: Duration, connect_timeout: Duration, metri
     loop {
         let target = db.wanted.load(SeqCst);
         if reload || db.state.borrow().generation < target {
+            // A session asked for a new snapshot (a write whose trigger
+            // ran, a DDL): when the fingerprint, temporary objects
+            // included, is the snapshot's, nothing it holds has changed.
+            if !reload {
+                if let Some(same) = db.unchanged(&mut client).await {
+                    Metrics::inc(&metrics.catalog_unchanged);
+                    db.publish(target, Known::Snapshot(same));
+                    continue;
+                }
+            }
             let result = match &client {
                 Some(c) => db.load(c).await,
                 None => match db.connect(connect_timeout).await {
@@ -360,7 +389,7 @@ async fn run(db: Arc<Database>, poll: Duration, connect_timeout: Duration, metri
         }
         let changed = match &client {
             Some(c) => match tokio::time::timeout(LOAD_TIMEOUT, load::fingerprint(c)).await {
-                Ok(Ok(fp)) => fingerprint.as_ref() != Some(&fp),
+                Ok(Ok((fp, _))) => fingerprint.as_ref() != Some(&fp),
                 _ => {
                     client = None;
                     true

@@ -25,6 +25,8 @@ pub struct Metrics {
     /// Catalog snapshots loaded, and loads that failed.
     pub catalog_loads: AtomicU64,
     pub catalog_load_errors: AtomicU64,
+    /// New snapshots asked for that the fingerprint showed were not needed.
+    pub catalog_unchanged: AtomicU64,
     /// Times a session waited for a new snapshot or another session's
     /// change of the catalog.
     pub catalog_waits: AtomicU64,
@@ -170,6 +172,12 @@ impl Metrics {
             "counter",
             "Catalog snapshots of user code loaded (docs/catalog.md).",
             &self.catalog_loads,
+        );
+        metric(
+            "catalog_unchanged_total",
+            "counter",
+            "New snapshots asked for (after a write that ran user code, a DDL) that the catalog's fingerprint showed were not needed.",
+            &self.catalog_unchanged,
         );
         metric(
             "catalog_load_errors_total",

@@ -40,6 +40,12 @@ command = ["DO"]
 action = "allow"
 
 [[rule]]
+name = "inserts-into-logged"
+command = ["INSERT"]
+tables = ["logged"]
+action = "allow"
+
+[[rule]]
 name = "not-a-read"
 action = "deny"
 message = "not proven a read"
@@ -480,4 +486,80 @@ async fn the_catalog_loader_runs_no_planted_cast() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     c.simple_query("SELECT 1").await.unwrap();
     no_locks(&direct).await;
+}
+
+/// A write whose trigger ran user code asks for a new snapshot. When that
+/// code changed nothing a snapshot holds, the catalog's fingerprint shows
+/// it and nothing is loaded; when it made a temporary view that shadows a
+/// name, the new snapshot has it and a read of the name is no read.
+#[tokio::test]
+async fn a_write_that_ran_user_code_reloads_only_what_it_changed() {
+    let (db, direct) = fresh_db().await;
+    direct
+        .batch_execute(
+            "CREATE VIEW plain AS SELECT id FROM t;
+             CREATE TABLE logged (id int, shadow bool DEFAULT false);
+             CREATE FUNCTION note() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN
+                 IF NEW.shadow THEN
+                   EXECUTE 'CREATE TEMP VIEW plain AS
+                            SELECT x.id FROM public.t x WHERE public.grab(x) > 0';
+                 END IF;
+                 RETURN NEW;
+               END $$;
+             CREATE TRIGGER note BEFORE INSERT ON logged FOR EACH ROW EXECUTE FUNCTION note();",
+        )
+        .await
+        .expect("setup");
+    let proxy = proxy(Duration::from_secs(3600), |_| {});
+    let metrics = std::sync::Arc::clone(&proxy.proxy.metrics);
+    let count = |m: &std::sync::atomic::AtomicU64| m.load(std::sync::atomic::Ordering::SeqCst);
+    let a = proxy.connect("postgres", &db).await;
+    // The session's temporary schema exists before the trigger's view.
+    a.batch_execute("CREATE TEMP TABLE scratch (x int)")
+        .await
+        .expect("a temporary table");
+    allowed(&a, "SELECT * FROM plain").await;
+    let (loads, unchanged) = (
+        count(&metrics.catalog_loads),
+        count(&metrics.catalog_unchanged),
+    );
+
+    a.simple_query("INSERT INTO logged VALUES (1)")
+        .await
+        .expect("an allowed insert");
+    allowed(&a, "SELECT * FROM plain").await;
+    assert_eq!(
+        count(&metrics.catalog_loads),
+        loads,
+        "nothing changed, nothing loaded"
+    );
+    assert_eq!(count(&metrics.catalog_unchanged), unchanged + 1);
+
+    a.simple_query("INSERT INTO logged VALUES (2, true)")
+        .await
+        .expect("an allowed insert whose trigger shadows a view");
+    denied(&a, "SELECT * FROM plain").await;
+    assert_eq!(
+        count(&metrics.catalog_loads),
+        loads + 1,
+        "the temporary view is loaded"
+    );
+    no_locks(&direct).await;
+
+    // Positive control: sent direct, the same sequence runs grab().
+    let control = connect(&direct_conninfo("postgres", &db)).await;
+    control
+        .batch_execute("INSERT INTO logged VALUES (3, true); SELECT * FROM plain")
+        .await
+        .expect("direct");
+    let n: i64 = direct
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1, "direct, the shadowing view runs grab()");
 }

@@ -21,9 +21,13 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 /// never reused, so any change to the set is seen. (CREATE OR REPLACE keeps
 /// a built-in's OID; `baseline` tells whether it still is what PostgreSQL
 /// shipped.) Any CREATE, ALTER, DROP or CREATE OR REPLACE of such an object
-/// changes it; temporary objects of other sessions do not (no one else can
-/// reach them), and VACUUM and ANALYZE, which update `pg_class` in place,
-/// do not either (VACUUM FULL of a catalog moves its rows: one reload).
+/// changes it. Temporary objects are in a second column: the poll leaves
+/// them out (another session's are out of every other session's reach),
+/// but a session that asks for a new snapshot may have made its own (user
+/// code in a write may create a temporary view that shadows a name), so
+/// the check before such a reload compares both. VACUUM and ANALYZE, which
+/// update `pg_class` in place, change neither (VACUUM FULL of a catalog
+/// moves its rows: one reload).
 ///
 /// Every query of the loader is written so that no object a user can make
 /// runs in it: no cast to or from text that PostgreSQL does as I/O
@@ -52,7 +56,7 @@ SELECT concat_ws(' ',
   (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', a.ctid, a.xmin), ',' ORDER BY a.ctid), 'UTF8')), 'hex')) FROM pg_attribute a
      WHERE a.attrelid >= 16384 AND a.atttypid >= 16384 AND a.attrelid NOT IN
        (SELECT c.oid FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM temp_ns))),
-  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_namespace WHERE oid >= 16384),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_namespace),
   (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_inherits),
   (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_depend
      WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'),
@@ -62,7 +66,17 @@ SELECT concat_ws(' ',
   (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_opclass),
   (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_opfamily),
   (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_aggregate),
-  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_language))";
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_language)),
+  concat_ws(' ',
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_class
+     WHERE relnamespace IN (SELECT oid FROM temp_ns)),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_rewrite
+     WHERE ev_class IN (SELECT c.oid FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM temp_ns))),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_type
+     WHERE typnamespace IN (SELECT oid FROM temp_ns)),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', a.ctid, a.xmin), ',' ORDER BY a.ctid), 'UTF8')), 'hex')) FROM pg_attribute a
+     WHERE a.atttypid >= 16384 AND a.attrelid IN
+       (SELECT c.oid FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM temp_ns))))";
 
 /// The queries of a full load, in the order [`Raw::from_results`] reads
 /// them, after the fingerprint.
@@ -314,6 +328,8 @@ pub struct WriteExpression {
 #[derive(Debug, Clone, Default)]
 pub struct Raw {
     pub fingerprint: String,
+    /// Of temporary objects (see [`FINGERPRINT`]).
+    pub temporary_fingerprint: String,
     pub functions: Vec<Function>,
     pub operators: Vec<Operator>,
     pub views: Vec<View>,
@@ -347,15 +363,12 @@ SET LOCAL search_path = pg_catalog;
 SET LOCAL statement_timeout = '30s';
 SET LOCAL lock_timeout = '5s';";
 
-/// Reads the fingerprint alone.
-pub async fn fingerprint(client: &Client) -> Result<String, tokio_postgres::Error> {
+/// Reads the fingerprint alone: of shared objects, and of temporary ones.
+pub async fn fingerprint(client: &Client) -> Result<(String, String), tokio_postgres::Error> {
     let sql = format!("{PREAMBLE}\n{FINGERPRINT};\nCOMMIT");
     let results = run(client, &sql).await?;
-    Ok(results
-        .get(4)
-        .and_then(|rows| rows.first())
-        .and_then(|r| r.first().cloned().flatten())
-        .unwrap_or_default())
+    let row = results.get(4).and_then(|rows| rows.first());
+    Ok(row.map_or_else(Default::default, |r| (text(r, 0), text(r, 1))))
 }
 
 /// Reads everything.
@@ -375,11 +388,10 @@ pub async fn load(client: &Client) -> Result<Raw, String> {
     // BEGIN and three SETs, then the fingerprint and the queries.
     let mut sets = results.into_iter().skip(4);
     let mut next = || sets.next().unwrap_or_default();
+    let fingerprint = next();
     let mut raw = Raw {
-        fingerprint: next()
-            .first()
-            .and_then(|r| r.first().cloned().flatten())
-            .unwrap_or_default(),
+        fingerprint: fingerprint.first().map(|r| text(r, 0)).unwrap_or_default(),
+        temporary_fingerprint: fingerprint.first().map(|r| text(r, 1)).unwrap_or_default(),
         ..Raw::default()
     };
     for r in next() {

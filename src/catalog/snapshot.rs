@@ -69,6 +69,8 @@ impl Code {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub fingerprint: String,
+    /// Of temporary objects, which polls leave out.
+    pub temporary_fingerprint: String,
     /// Untrusted functions by name: the qualified names behind it.
     functions: HashMap<String, Vec<String>>,
     /// Untrusted functions callable with one argument, by name.
@@ -214,6 +216,7 @@ impl Snapshot {
     pub fn build(raw: Raw) -> Snapshot {
         let mut s = Snapshot {
             fingerprint: raw.fingerprint.clone(),
+            temporary_fingerprint: raw.temporary_fingerprint.clone(),
             ..Snapshot::default()
         };
         s.server_utf8 = raw.server_encoding.eq_ignore_ascii_case("UTF8");

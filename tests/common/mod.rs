@@ -225,7 +225,7 @@ impl TestProxy {
     /// `direct` (a direct connection to it) sees now: changes made past
     /// airlock reach the proxy when it next polls.
     pub async fn catalog_caught_up(&self, direct: &tokio_postgres::Client, database: &str) {
-        let want = airlock::catalog::load::fingerprint(direct)
+        let (want, _) = airlock::catalog::load::fingerprint(direct)
             .await
             .expect("catalog fingerprint");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
