@@ -50,6 +50,7 @@ pub(super) fn raw() -> Raw {
     ext_volatile.extension = Some("pgcrypto".into());
     Raw {
         fingerprint: "fp".into(),
+        temporary_fingerprint: String::new(),
         major: 15,
         server_encoding: "UTF8".into(),
         baseline: super::baseline::Baseline::pristine_rows(15, &["pgcrypto"]),
