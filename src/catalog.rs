@@ -47,8 +47,9 @@ use crate::metrics::Metrics;
 pub use resolve::{may_change_catalog, resolve, Known};
 pub use snapshot::Snapshot;
 
-/// Polls without a session after which a database's loader lets go.
-const IDLE_POLLS: u32 = 60;
+/// How long a database's loader keeps polling without a session before it
+/// lets go.
+const IDLE: Duration = Duration::from_secs(60);
 /// The longest a load may take.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(35);
 
@@ -319,6 +320,8 @@ async fn run(db: Arc<Database>, poll: Duration, connect_timeout: Duration, metri
     let mut client: Option<Client> = None;
     let mut fingerprint: Option<String> = None;
     let mut reload = true;
+    // Polls without a session after which the loader lets go.
+    let idle_limit = (IDLE.as_secs_f64() / poll.as_secs_f64().max(0.001)).ceil() as u32;
     let mut idle_polls = 0;
     loop {
         let target = db.wanted.load(SeqCst);
@@ -370,7 +373,7 @@ async fn run(db: Arc<Database>, poll: Duration, connect_timeout: Duration, metri
         }
         if db.sessions.load(SeqCst) == 0 {
             idle_polls += 1;
-            if idle_polls >= IDLE_POLLS {
+            if idle_polls >= idle_limit {
                 idle_polls = 0;
                 client = None;
                 db.dormant.store(true, SeqCst);

@@ -152,7 +152,7 @@ impl Config {
             reviewers: Vec::new(),
             estimates: None,
             catalog: None,
-            catalog_poll: Duration::from_secs(1),
+            catalog_poll: Duration::from_millis(250),
             catalog_baseline: Vec::new(),
         }
     }
