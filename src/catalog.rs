@@ -295,11 +295,21 @@ impl Database {
         }
     }
 
-    async fn load(&self, client: &Client) -> Result<Snapshot, String> {
+    /// Reads and judges the catalog; `baseline` is the last load's
+    /// baseline rows, reused while what they are read from is unchanged.
+    async fn load(
+        &self,
+        client: &Client,
+        baseline: &mut Option<load::BaselineRows>,
+    ) -> Result<Snapshot, String> {
         let started = Instant::now();
-        let raw = tokio::time::timeout(LOAD_TIMEOUT, load::load(client))
+        let raw = tokio::time::timeout(LOAD_TIMEOUT, load::load(client, baseline.as_ref()))
             .await
             .map_err(|_| "reading the catalog timed out".to_string())??;
+        *baseline = Some(load::BaselineRows {
+            key: raw.baseline_key.clone(),
+            rows: raw.baseline.clone(),
+        });
         let (functions, views) = (raw.functions.len(), raw.views.len());
         let snapshot = tokio::task::spawn_blocking(move || Snapshot::build(raw))
             .await
@@ -319,6 +329,7 @@ impl Database {
 async fn run(db: Arc<Database>, poll: Duration, connect_timeout: Duration, metrics: Arc<Metrics>) {
     let mut client: Option<Client> = None;
     let mut fingerprint: Option<String> = None;
+    let mut baseline: Option<load::BaselineRows> = None;
     let mut reload = true;
     // Polls without a session after which the loader lets go.
     let idle_limit = (IDLE.as_secs_f64() / poll.as_secs_f64().max(0.001)).ceil() as u32;
@@ -337,10 +348,10 @@ async fn run(db: Arc<Database>, poll: Duration, connect_timeout: Duration, metri
                 }
             }
             let result = match &client {
-                Some(c) => db.load(c).await,
+                Some(c) => db.load(c, &mut baseline).await,
                 None => match db.connect(connect_timeout).await {
                     Ok(c) => {
-                        let r = db.load(&c).await;
+                        let r = db.load(&c, &mut baseline).await;
                         client = Some(c);
                         r
                     }
@@ -412,7 +423,7 @@ pub async fn load_snapshot(conninfo: &str) -> Result<Snapshot, String> {
     tokio::spawn(async move {
         let _ = connection.await;
     });
-    let raw = load::load(&client).await?;
+    let raw = load::load(&client, None).await?;
     Ok(Snapshot::build(raw))
 }
 

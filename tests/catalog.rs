@@ -563,3 +563,46 @@ async fn a_write_that_ran_user_code_reloads_only_what_it_changed() {
         .get(0);
     assert_eq!(n, 1, "direct, the shadowing view runs grab()");
 }
+
+/// The loader keeps the baseline rows of a load (what PostgreSQL ships:
+/// most of a load's time) while what they are read from is unchanged. A
+/// built-in replaced in place past airlock after that changes it: the
+/// rows are read again, and the built-in is user code.
+#[tokio::test]
+async fn a_built_in_replaced_after_the_first_load_is_seen() {
+    let (db, direct) = fresh_db().await;
+    let proxy = proxy(Duration::from_millis(100), |_| {});
+    let a = proxy.connect("postgres", &db).await;
+    allowed(&a, "SELECT rpad('x', 3)").await;
+    // A reload that keeps the baseline rows: a user's table changes none.
+    a.batch_execute("CREATE TABLE other (id int)")
+        .await
+        .expect("DDL through airlock");
+    allowed(&a, "SELECT rpad('x', 3)").await;
+    direct
+        .batch_execute(
+            "CREATE OR REPLACE FUNCTION pg_catalog.rpad(text, integer) RETURNS text
+                 LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_lock(7003); RETURN $1; END $$",
+        )
+        .await
+        .expect("replace a built-in past airlock");
+    proxy.catalog_caught_up(&direct, &db).await;
+    denied(&a, "SELECT rpad('x', 3)").await;
+    denied(&a, "SELECT id FROM t ORDER BY rpad(v, 9)").await;
+    no_locks(&direct).await;
+    // Positive control: direct, the replaced built-in runs.
+    let control = connect(&direct_conninfo("postgres", &db)).await;
+    control
+        .batch_execute("SELECT rpad('x', 3)")
+        .await
+        .expect("direct");
+    let n: i64 = direct
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1, "direct, the replaced rpad ran");
+}

@@ -51,6 +51,7 @@ pub(super) fn raw() -> Raw {
     Raw {
         fingerprint: "fp".into(),
         temporary_fingerprint: String::new(),
+        baseline_key: String::new(),
         major: 15,
         server_encoding: "UTF8".into(),
         baseline: super::baseline::Baseline::pristine_rows(15, &["pgcrypto"]),
