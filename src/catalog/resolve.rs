@@ -245,7 +245,15 @@ fn resolved<'a>(
 /// Plain reads and writes never do, so ordinary traffic never makes the
 /// catalog be read again.
 pub fn may_change_catalog(facts: &Facts, known: &Known) -> bool {
-    facts.statements.iter().any(|s| {
+    facts
+        .statements
+        .iter()
+        .any(|s| statement_may_change(s, known))
+}
+
+/// [`may_change_catalog`] for one statement.
+fn statement_may_change(s: &StatementFacts, known: &Known) -> bool {
+    {
         if s.is_read() {
             return false;
         }
@@ -270,7 +278,32 @@ pub fn may_change_catalog(facts: &Facts, known: &Known) -> bool {
                     || (matches!(known, Known::Unavailable(_)) && !s.tables_written.is_empty())
             }
         }
-    })
+    }
+}
+
+/// `facts` with every statement after one that may change the catalog no
+/// read if it names anything or runs a cursor: the server runs a message's
+/// statements one after another, so what an earlier one changed (a view
+/// its trigger redefined, a cursor its code opened) is what a later one
+/// runs, and no snapshot has it. `None` when nothing changes.
+pub fn settle_within(facts: &Facts, known: &Known) -> Option<Facts> {
+    let first = facts
+        .statements
+        .iter()
+        .position(|s| statement_may_change(s, known))?;
+    let mut out: Option<Facts> = None;
+    for i in first + 1..facts.statements.len() {
+        let s = &facts.statements[i];
+        let cursor = matches!(s.command.as_str(), "FETCH" | "MOVE");
+        if s.kind == Kind::Read && (touches(s, &[]) || cursor) {
+            let st = &mut out.get_or_insert_with(|| facts.clone()).statements[i];
+            st.risks.insert(Risks::USER_CODE);
+            st.user_code.push(format!(
+                "{UNSETTLED} (a statement before it in the same message)"
+            ));
+        }
+    }
+    out
 }
 
 /// Whether a statement runs code the classifier cannot see into, which

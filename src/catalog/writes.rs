@@ -211,6 +211,21 @@ mod tests {
     }
 
     #[test]
+    fn what_follows_a_write_that_reaches_code_in_one_message_is_no_read() {
+        use crate::catalog::resolve::settle_within;
+        let settled = |sql: &str| settle_within(&resolved(sql), &known());
+        let f =
+            settled("INSERT INTO app.with_default (a) VALUES (1); SELECT * FROM app.t; FETCH c")
+                .expect("settled");
+        assert!(!f.statements[1].is_read());
+        assert!(!f.statements[2].is_read());
+        assert!(settled("INSERT INTO app.t (v) VALUES ('x'); SELECT * FROM app.t").is_none());
+        // Before the change, nothing is touched.
+        assert!(settled("SELECT * FROM app.t; INSERT INTO app.ruled VALUES (1)").is_none());
+        assert!(settled("SELECT 1; SELECT 2").is_none());
+    }
+
+    #[test]
     fn explain_of_a_write_plans_its_defaults() {
         // The planner folds what a default calls when it is marked
         // immutable, which for user code is only its author's word.

@@ -543,6 +543,11 @@ impl Gate {
         let raw = executed.as_ref().unwrap_or(raw);
         let resolved = catalog::resolve::resolve_changed(raw, &self.known, self.unsettled, params)
             .unwrap_or_else(|| Arc::clone(raw));
+        let resolved = if resolved.statements.len() > 1 {
+            catalog::resolve::settle_within(&resolved, &self.known).map_or(resolved, Arc::new)
+        } else {
+            resolved
+        };
         let resolved = if self.user_code_ran {
             cursors::unseen(resolved)
         } else {

@@ -5,9 +5,8 @@
 //!
 //! A change of the catalog becomes visible to other connections when it
 //! commits. So the session counts as "changing" from forwarding such a
-//! statement (or anything after one, in its transaction) until the server
-//! has answered everything in flight; if its transaction has ended by then,
-//! it asks for a new snapshot. Other sessions of the database do not
+//! statement until its transaction has ended and the server has answered
+//! everything in flight; then it asks for a new snapshot. Other sessions of the database do not
 //! classify while one is changing: what they forward could run after the
 //! commit. They wait for it, up to [`OTHERS_WAIT`]; past that (a long
 //! ALTER TABLE) they go on, proving no read that names anything, until it
@@ -108,7 +107,13 @@ impl Session {
             watch.invalidate();
             self.catalog_dirty = false;
         }
-        watch.end_change();
+        // A transaction that may have changed the catalog keeps others
+        // waiting until it ends: a read classified now could wait upstream
+        // on a lock that transaction holds (a view it redefined) and run
+        // once it commits, with the new code (red team round 4).
+        if !self.catalog_dirty {
+            watch.end_change();
+        }
     }
 }
 
