@@ -298,8 +298,8 @@ impl Gate {
                 };
                 self.forget_if_statements_change(&d, &text);
                 self.note(&d);
-                self.catalog_may_change(&d);
                 let shown = self.with_prepared(Some(&*text), &d);
+                self.catalog_may_change(&d);
                 self.verdict(&d, || {
                     (shown.unwrap_or_else(|| text.into_owned()), Vec::new())
                 })
@@ -440,11 +440,13 @@ impl Gate {
                     ),
                 };
                 self.note(&d);
+                let shown = (!approved)
+                    .then(|| self.with_prepared(sql.as_deref(), &d))
+                    .flatten();
                 self.catalog_may_change(&d);
                 if approved {
                     return Verdict::Forward;
                 }
-                let shown = self.with_prepared(sql.as_deref(), &d);
                 self.verdict(&d, || (portal_sql(shown, sql), params))
             }
             fe::CLOSE => {
@@ -489,14 +491,21 @@ impl Gate {
     }
 
     /// The message about to be forwarded may change the catalog and run
-    /// user code, which may prepare statements and open cursors unseen.
+    /// user code, which may prepare statements and open cursors unseen, and
+    /// DEALLOCATE a named statement or CLOSE a named portal of the client's
+    /// and make another under its name (`EXECUTE 'PREPARE s1 AS ...'`: one
+    /// namespace on the server; red team round 4). So the named statements
+    /// and portals the gate tracked are forgotten: what binds or executes
+    /// them now is no read. The unnamed ones no SQL can reach.
     pub(super) fn user_code_may_run(&mut self) {
         self.changes_catalog = true;
-        let news =
-            self.sql_prepared.mark_opaque() | !std::mem::replace(&mut self.user_code_ran, true);
-        if news {
-            self.epoch += 1;
+        self.sql_prepared.mark_opaque();
+        self.user_code_ran = true;
+        for (name, p) in self.statements.drain_named() {
+            self.sql_prepared.forget_protocol(&name, &p.sql);
         }
+        self.portals.clear_named();
+        self.epoch += 1;
     }
 
     /// What the session knows of the catalog now.

@@ -80,6 +80,11 @@ impl<T> Named<T> {
     }
 
     #[inline]
+    /// Forgets every named entry; the unnamed one stays.
+    pub fn clear_named(&mut self) {
+        self.named.clear();
+    }
+
     pub fn clear(&mut self) {
         self.unnamed = None;
         if !self.named.is_empty() {
