@@ -24,7 +24,7 @@ sys.path.insert(0, HERE)
 import pgwire as w  # noqa: E402
 
 AIRLOCK = os.path.join(HERE, "airlock")
-POLICIES = os.path.join(HERE, "policies")
+POLICIES = os.path.join(HERE, "policies") if os.path.isdir(os.path.join(HERE, "policies")) else os.path.join(HERE, "policies3")
 PGBIN = "/usr/lib/postgresql/15/bin"
 HOLD_TIMEOUT = 2.0
 
@@ -1104,14 +1104,27 @@ def a_scs8(ctx):
 
 
 def main():
-    only = sys.argv[1:]
+    # Usage: attacks4.py [--airlock-bin PATH] [--shard I/N] [--skip NAME]... [NAME]...
+    global AIRLOCK
+    args, only, skip, shard = sys.argv[1:], [], set(), None
+    while args:
+        a = args.pop(0)
+        if a == "--airlock-bin":
+            AIRLOCK = args.pop(0)
+        elif a == "--shard":
+            shard = tuple(int(x) for x in args.pop(0).split("/"))
+        elif a == "--skip":
+            skip.add(args.pop(0))
+        else:
+            only.append(a)
+    selected = [a for a in ATTACKS if (not only or a.name in only) and a.name not in skip]
+    if shard:
+        selected = selected[shard[0]::shard[1]]
     env = Env()
     env.start()
     results = []
     try:
-        for a in ATTACKS:
-            if only and a.name not in only:
-                continue
+        for a in selected:
             t0 = time.time()
             try:
                 verdict, ctl, log, held = run_one(env, a)
