@@ -630,6 +630,166 @@ def a_cu8(ctx):
     ctx.q("select * from %s.v" % ctx.S)
 
 
+# ---- more entry points into the "multi-statement message" gap -----------------------------
+
+@attack("multistmt_on_conflict_update_trigger",
+        setup=VIEW + TRG(REDEFINE % "multistmt_on_conflict_update_trigger", when="before update")
+        + "insert into $S.trg values (1);\n")
+def a_ms4(ctx):
+    """One message: INSERT ... ON CONFLICT (a) DO UPDATE (only the BEFORE UPDATE trigger fires and
+    redefines v) ; SELECT * FROM v."""
+    ctx.q("insert into %s.trg values (1) on conflict (a) do update set a = excluded.a; select * from %s.v"
+          % (ctx.S, ctx.S))
+
+
+@attack("multistmt_partition_row_move",
+        setup=VIEW + """
+create table $S.pm(a int) partition by range (a);
+create table $S.pm1 partition of $S.pm for values from (0) to (10);
+create table $S.pm2 partition of $S.pm for values from (10) to (20);
+create function $S.pmf() returns trigger language plpgsql security definer as $b$ begin
+  execute 'create or replace view $S.v as select public.mark(''multistmt_partition_row_move'') as a'; return new; end $b$;
+create trigger pm2_t before insert on $S.pm2 for each row execute function $S.pmf();
+insert into $S.pm values (1);
+""")
+def a_ms5(ctx):
+    """One message: UPDATE pm SET a = 15 (row moves to partition pm2, whose BEFORE INSERT trigger
+    redefines v) ; SELECT * FROM v."""
+    ctx.q("update %s.pm set a = 15 where a = 1; select * from %s.v" % (ctx.S, ctx.S))
+
+
+@attack("multistmt_fk_cascade_child_trigger",
+        setup=VIEW + """
+create table $S.par(id int primary key);
+create table $S.chi(id int references $S.par on delete cascade);
+create function $S.cf() returns trigger language plpgsql security definer as $b$ begin
+  execute 'create or replace view $S.v as select public.mark(''multistmt_fk_cascade_child_trigger'') as a'; return old; end $b$;
+create trigger chi_t before delete on $S.chi for each row execute function $S.cf();
+insert into $S.par values (1); insert into $S.chi values (1);
+""")
+def a_ms6(ctx):
+    """One message: DELETE FROM par (FK cascade deletes a child row; the child's trigger redefines v) ;
+    SELECT * FROM v."""
+    ctx.q("delete from %s.par where id = 1; select * from %s.v" % (ctx.S, ctx.S))
+
+
+@attack("multistmt_column_default_tempview",
+        setup="create table public.rt4_shadow3(a int);\n"
+        "create function $S.df() returns int language plpgsql security definer as $b$ begin "
+        "execute 'create temp view rt4_shadow3 as select public.mark(''multistmt_column_default_tempview'') as a'; return 1; end $b$;\n"
+        "create table $S.dt(a int default $S.df(), b int);\n",
+        teardown="drop table if exists public.rt4_shadow3")
+def a_ms7(ctx):
+    """One message: INSERT INTO dt(b) VALUES (1) (column DEFAULT runs user code creating a temp view
+    that shadows public.rt4_shadow3) ; SELECT * FROM rt4_shadow3."""
+    ctx.q("insert into %s.dt(b) values (1); select * from rt4_shadow3" % ctx.S)
+
+
+@attack("multistmt_setconstraints_deferred",
+        setup=VIEW + DEFTRG(REDEFINE % "multistmt_setconstraints_deferred"))
+def a_ms8(ctx):
+    """One message: BEGIN; INSERT (deferred trigger queued); SET CONSTRAINTS ALL IMMEDIATE (fires it,
+    redefining v); SELECT * FROM v; COMMIT."""
+    S = ctx.S
+    ctx.q("begin; insert into %s.deft values (1); set constraints all immediate; select * from %s.v; commit" % (S, S))
+
+
+@attack("multistmt_commit_deferred_tempview",
+        setup="create table public.rt4_shadow4(a int);\n"
+        + DEFTRG("execute 'create temp view rt4_shadow4 as select public.mark(''multistmt_commit_deferred_tempview'') as a'"),
+        teardown="drop table if exists public.rt4_shadow4")
+def a_ms9(ctx):
+    """One message: BEGIN; INSERT (deferred trigger); COMMIT (trigger creates temp view shadowing
+    public.rt4_shadow4); SELECT * FROM rt4_shadow4."""
+    ctx.q("begin; insert into %s.deft values (1); commit; select * from rt4_shadow4" % ctx.S)
+
+
+@attack("multistmt_insert_returning_opens_cursor",
+        setup="create function $S.oc() returns int language plpgsql security definer as $b$ declare r refcursor := 'cx'; "
+        "begin open r for select public.mark('multistmt_insert_returning_opens_cursor'); return 1; end $b$;\n"
+        "create table $S.tb(a int);\n")
+def a_ms10(ctx):
+    """One message: BEGIN; INSERT ... RETURNING oc() (user function in an allowed INSERT opens cursor cx);
+    MOVE ALL IN cx; COMMIT."""
+    ctx.q("begin; insert into %s.tb values (1) returning %s.oc(); move all in cx; commit" % (ctx.S, ctx.S))
+
+
+@attack("create_index_expression_cursor_multistmt",
+        setup="create table $S.tb(a int); insert into $S.tb values (1);\n"
+        "create function $S.ixf(x int) returns int language plpgsql immutable as $b$ declare r refcursor := 'cx'; begin "
+        "open r for select public.mark('create_index_expression_cursor_multistmt'); return x; end $b$;\n")
+def a_ix3(ctx):
+    """One message: BEGIN; CREATE INDEX on an expression of a planted 'immutable' function that opens
+    cursor cx over mark(); FETCH cx; COMMIT."""
+    ctx.q("begin; create index on %s.tb (%s.ixf(a)); fetch cx; commit" % (ctx.S, ctx.S))
+
+
+# ---- protocol-level statements / portals replaced by user code ---------------------------
+
+@attack("usercode_replace_protocol_portal",
+        setup=TRG("declare r refcursor := 'p1'; begin close r; open r for select public.mark('usercode_replace_protocol_portal'); end"))
+def a_pp3(ctx):
+    """BEGIN; Parse s1 = SELECT 1, Bind portal p1 (proxy knows p1 is a read); allowed INSERT whose trigger
+    CLOSEs portal p1 and re-OPENs p1 over mark(); Execute p1."""
+    ctx.q("begin")
+    ctx.raw("Parse s1/Bind p1", w.P("s1", "select 1") + w.B("p1", "s1") + w.S())
+    ctx.q("insert into %s.trg values (1)" % ctx.S)
+    ctx.raw("Execute p1", w.E("p1") + w.S())
+    ctx.q("commit")
+
+
+@attack("usercode_replace_stmt_other_name_sql",
+        setup=TRG("execute 'deallocate all'; execute 'prepare s1 as select public.mark(''usercode_replace_stmt_other_name_sql'')'"))
+def a_ps8(ctx):
+    """SQL PREPARE s1 AS SELECT 1 (read); allowed INSERT whose trigger runs DEALLOCATE ALL and
+    PREPARE s1 AS SELECT mark(); protocol Bind/Execute s1."""
+    ctx.q("prepare s1 as select 1")
+    ctx.q("insert into %s.trg values (1)" % ctx.S)
+    ctx.raw("bind/execute s1", ext_bind_exec("s1"))
+
+
+@attack("twophase_commit_then_read_pipeline",
+        setup=[VIEW, plant_2pc("rt4_p5", "create or replace view $S.v as select public.mark('twophase_commit_then_read_pipeline') as a")],
+        teardown=drop_2pc("rt4_p5"))
+def a_2pc4(ctx):
+    """Pipeline: COMMIT PREPARED (planted txn redefines v) | Sync | SELECT * FROM v | Sync."""
+    ctx.raw("pipeline commit prepared|sync|select v|sync",
+            w.P("", "commit prepared 'rt4_p5'") + w.B() + w.E() + w.S()
+            + w.P("", "select * from %s.v" % ctx.S) + w.B() + w.E() + w.S(), n=2)
+
+
+@attack("lockwait_race_fk_cascade",
+        setup=VIEW + """
+create table $S.par(id int primary key);
+create table $S.chi(id int references $S.par on delete cascade);
+create function $S.cf() returns trigger language plpgsql security definer as $b$ begin
+  execute 'create or replace view $S.v as select public.mark(''lockwait_race_fk_cascade'') as a'; return old; end $b$;
+create trigger chi_t before delete on $S.chi for each row execute function $S.cf();
+insert into $S.par values (1); insert into $S.chi values (1);
+""")
+def a_race2(ctx):
+    """Session b: BEGIN; DELETE FROM par (cascade; child trigger redefines v, uncommitted). Session a reads
+    v (blocks on the view's lock). Session b: COMMIT."""
+    ctx.q("begin", c="b")
+    ctx.q("delete from %s.par where id = 1" % ctx.S, c="b")
+    ctx.send(w.Q("select * from %s.v" % ctx.S), c="a")
+    time.sleep(0.7)
+    ctx.q("commit", c="b")
+    ctx.wait("(read of v resumes)", c="a", timeout=4)
+
+
+@attack("lockwait_race_extended_protocol",
+        setup=VIEW + TRG(REDEFINE % "lockwait_race_extended_protocol"))
+def a_race3(ctx):
+    """As lockwait_race_trigger_ddl, but the read is Parse/Bind/Execute/Sync (the Parse itself blocks)."""
+    ctx.q("begin", c="b")
+    ctx.q("insert into %s.trg values (1)" % ctx.S, c="b")
+    ctx.send(w.P("", "select * from %s.v" % ctx.S) + w.B() + w.E() + w.S(), c="a")
+    time.sleep(0.7)
+    ctx.q("commit", c="b")
+    ctx.wait("(read of v resumes)", c="a", timeout=4)
+
+
 # ---- parameter types in Parse carry user code --------------------------------------------
 
 DOMAIN = "create domain $S.posdom as int check (public.mark('%s') > 0);\n"
@@ -907,166 +1067,6 @@ def a_et3(ctx):
     ctx.q("grant select on %s.tb to app" % ctx.S)
     ctx.q("fetch cx")
     ctx.q("commit")
-
-
-# ---- more entry points into the "multi-statement message" gap -----------------------------
-
-@attack("multistmt_on_conflict_update_trigger",
-        setup=VIEW + TRG(REDEFINE % "multistmt_on_conflict_update_trigger", when="before update")
-        + "insert into $S.trg values (1);\n")
-def a_ms4(ctx):
-    """One message: INSERT ... ON CONFLICT (a) DO UPDATE (only the BEFORE UPDATE trigger fires and
-    redefines v) ; SELECT * FROM v."""
-    ctx.q("insert into %s.trg values (1) on conflict (a) do update set a = excluded.a; select * from %s.v"
-          % (ctx.S, ctx.S))
-
-
-@attack("multistmt_partition_row_move",
-        setup=VIEW + """
-create table $S.pm(a int) partition by range (a);
-create table $S.pm1 partition of $S.pm for values from (0) to (10);
-create table $S.pm2 partition of $S.pm for values from (10) to (20);
-create function $S.pmf() returns trigger language plpgsql security definer as $b$ begin
-  execute 'create or replace view $S.v as select public.mark(''multistmt_partition_row_move'') as a'; return new; end $b$;
-create trigger pm2_t before insert on $S.pm2 for each row execute function $S.pmf();
-insert into $S.pm values (1);
-""")
-def a_ms5(ctx):
-    """One message: UPDATE pm SET a = 15 (row moves to partition pm2, whose BEFORE INSERT trigger
-    redefines v) ; SELECT * FROM v."""
-    ctx.q("update %s.pm set a = 15 where a = 1; select * from %s.v" % (ctx.S, ctx.S))
-
-
-@attack("multistmt_fk_cascade_child_trigger",
-        setup=VIEW + """
-create table $S.par(id int primary key);
-create table $S.chi(id int references $S.par on delete cascade);
-create function $S.cf() returns trigger language plpgsql security definer as $b$ begin
-  execute 'create or replace view $S.v as select public.mark(''multistmt_fk_cascade_child_trigger'') as a'; return old; end $b$;
-create trigger chi_t before delete on $S.chi for each row execute function $S.cf();
-insert into $S.par values (1); insert into $S.chi values (1);
-""")
-def a_ms6(ctx):
-    """One message: DELETE FROM par (FK cascade deletes a child row; the child's trigger redefines v) ;
-    SELECT * FROM v."""
-    ctx.q("delete from %s.par where id = 1; select * from %s.v" % (ctx.S, ctx.S))
-
-
-@attack("multistmt_column_default_tempview",
-        setup="create table public.rt4_shadow3(a int);\n"
-        "create function $S.df() returns int language plpgsql security definer as $b$ begin "
-        "execute 'create temp view rt4_shadow3 as select public.mark(''multistmt_column_default_tempview'') as a'; return 1; end $b$;\n"
-        "create table $S.dt(a int default $S.df(), b int);\n",
-        teardown="drop table if exists public.rt4_shadow3")
-def a_ms7(ctx):
-    """One message: INSERT INTO dt(b) VALUES (1) (column DEFAULT runs user code creating a temp view
-    that shadows public.rt4_shadow3) ; SELECT * FROM rt4_shadow3."""
-    ctx.q("insert into %s.dt(b) values (1); select * from rt4_shadow3" % ctx.S)
-
-
-@attack("multistmt_setconstraints_deferred",
-        setup=VIEW + DEFTRG(REDEFINE % "multistmt_setconstraints_deferred"))
-def a_ms8(ctx):
-    """One message: BEGIN; INSERT (deferred trigger queued); SET CONSTRAINTS ALL IMMEDIATE (fires it,
-    redefining v); SELECT * FROM v; COMMIT."""
-    S = ctx.S
-    ctx.q("begin; insert into %s.deft values (1); set constraints all immediate; select * from %s.v; commit" % (S, S))
-
-
-@attack("multistmt_commit_deferred_tempview",
-        setup="create table public.rt4_shadow4(a int);\n"
-        + DEFTRG("execute 'create temp view rt4_shadow4 as select public.mark(''multistmt_commit_deferred_tempview'') as a'"),
-        teardown="drop table if exists public.rt4_shadow4")
-def a_ms9(ctx):
-    """One message: BEGIN; INSERT (deferred trigger); COMMIT (trigger creates temp view shadowing
-    public.rt4_shadow4); SELECT * FROM rt4_shadow4."""
-    ctx.q("begin; insert into %s.deft values (1); commit; select * from rt4_shadow4" % ctx.S)
-
-
-@attack("multistmt_insert_returning_opens_cursor",
-        setup="create function $S.oc() returns int language plpgsql security definer as $b$ declare r refcursor := 'cx'; "
-        "begin open r for select public.mark('multistmt_insert_returning_opens_cursor'); return 1; end $b$;\n"
-        "create table $S.tb(a int);\n")
-def a_ms10(ctx):
-    """One message: BEGIN; INSERT ... RETURNING oc() (user function in an allowed INSERT opens cursor cx);
-    MOVE ALL IN cx; COMMIT."""
-    ctx.q("begin; insert into %s.tb values (1) returning %s.oc(); move all in cx; commit" % (ctx.S, ctx.S))
-
-
-@attack("create_index_expression_cursor_multistmt",
-        setup="create table $S.tb(a int); insert into $S.tb values (1);\n"
-        "create function $S.ixf(x int) returns int language plpgsql immutable as $b$ declare r refcursor := 'cx'; begin "
-        "open r for select public.mark('create_index_expression_cursor_multistmt'); return x; end $b$;\n")
-def a_ix3(ctx):
-    """One message: BEGIN; CREATE INDEX on an expression of a planted 'immutable' function that opens
-    cursor cx over mark(); FETCH cx; COMMIT."""
-    ctx.q("begin; create index on %s.tb (%s.ixf(a)); fetch cx; commit" % (ctx.S, ctx.S))
-
-
-# ---- protocol-level statements / portals replaced by user code ---------------------------
-
-@attack("usercode_replace_protocol_portal",
-        setup=TRG("declare r refcursor := 'p1'; begin close r; open r for select public.mark('usercode_replace_protocol_portal'); end"))
-def a_pp3(ctx):
-    """BEGIN; Parse s1 = SELECT 1, Bind portal p1 (proxy knows p1 is a read); allowed INSERT whose trigger
-    CLOSEs portal p1 and re-OPENs p1 over mark(); Execute p1."""
-    ctx.q("begin")
-    ctx.raw("Parse s1/Bind p1", w.P("s1", "select 1") + w.B("p1", "s1") + w.S())
-    ctx.q("insert into %s.trg values (1)" % ctx.S)
-    ctx.raw("Execute p1", w.E("p1") + w.S())
-    ctx.q("commit")
-
-
-@attack("usercode_replace_stmt_other_name_sql",
-        setup=TRG("execute 'deallocate all'; execute 'prepare s1 as select public.mark(''usercode_replace_stmt_other_name_sql'')'"))
-def a_ps8(ctx):
-    """SQL PREPARE s1 AS SELECT 1 (read); allowed INSERT whose trigger runs DEALLOCATE ALL and
-    PREPARE s1 AS SELECT mark(); protocol Bind/Execute s1."""
-    ctx.q("prepare s1 as select 1")
-    ctx.q("insert into %s.trg values (1)" % ctx.S)
-    ctx.raw("bind/execute s1", ext_bind_exec("s1"))
-
-
-@attack("twophase_commit_then_read_pipeline",
-        setup=[VIEW, plant_2pc("rt4_p5", "create or replace view $S.v as select public.mark('twophase_commit_then_read_pipeline') as a")],
-        teardown=drop_2pc("rt4_p5"))
-def a_2pc4(ctx):
-    """Pipeline: COMMIT PREPARED (planted txn redefines v) | Sync | SELECT * FROM v | Sync."""
-    ctx.raw("pipeline commit prepared|sync|select v|sync",
-            w.P("", "commit prepared 'rt4_p5'") + w.B() + w.E() + w.S()
-            + w.P("", "select * from %s.v" % ctx.S) + w.B() + w.E() + w.S(), n=2)
-
-
-@attack("lockwait_race_fk_cascade",
-        setup=VIEW + """
-create table $S.par(id int primary key);
-create table $S.chi(id int references $S.par on delete cascade);
-create function $S.cf() returns trigger language plpgsql security definer as $b$ begin
-  execute 'create or replace view $S.v as select public.mark(''lockwait_race_fk_cascade'') as a'; return old; end $b$;
-create trigger chi_t before delete on $S.chi for each row execute function $S.cf();
-insert into $S.par values (1); insert into $S.chi values (1);
-""")
-def a_race2(ctx):
-    """Session b: BEGIN; DELETE FROM par (cascade; child trigger redefines v, uncommitted). Session a reads
-    v (blocks on the view's lock). Session b: COMMIT."""
-    ctx.q("begin", c="b")
-    ctx.q("delete from %s.par where id = 1" % ctx.S, c="b")
-    ctx.send(w.Q("select * from %s.v" % ctx.S), c="a")
-    time.sleep(0.7)
-    ctx.q("commit", c="b")
-    ctx.wait("(read of v resumes)", c="a", timeout=4)
-
-
-@attack("lockwait_race_extended_protocol",
-        setup=VIEW + TRG(REDEFINE % "lockwait_race_extended_protocol"))
-def a_race3(ctx):
-    """As lockwait_race_trigger_ddl, but the read is Parse/Bind/Execute/Sync (the Parse itself blocks)."""
-    ctx.q("begin", c="b")
-    ctx.q("insert into %s.trg values (1)" % ctx.S, c="b")
-    ctx.send(w.P("", "select * from %s.v" % ctx.S) + w.B() + w.E() + w.S(), c="a")
-    time.sleep(0.7)
-    ctx.q("commit", c="b")
-    ctx.wait("(read of v resumes)", c="a", timeout=4)
 
 
 # ---- classification cache vs. session lexer state -----------------------------------------
