@@ -288,6 +288,12 @@ impl StatementFacts {
         self.kind == Kind::Read && !self.risks.intersects(Risks::NOT_READ)
     }
 
+    /// FETCH or MOVE: runs more of a cursor's query, which its text does
+    /// not show.
+    pub fn runs_cursor(&self) -> bool {
+        matches!(self.command.as_str(), "FETCH" | "MOVE")
+    }
+
     /// A SELECT that changes settings with `set_config()` and otherwise
     /// only reads: a session statement, as `SET` is.
     pub fn reads_and_sets(&self) -> bool {

@@ -112,9 +112,9 @@ fn code(e: &tokio_postgres::Error) -> String {
         .map_or_else(|| format!("no SQLSTATE: {e}"), |c| c.code().to_string())
 }
 
-/// No advisory lock was taken by anyone: the user code never ran.
-async fn no_locks(direct: &Client) {
-    let n: i64 = direct
+/// Advisory locks held in this database: what the planted user code takes.
+async fn advisory_locks(direct: &Client) -> i64 {
+    direct
         .query_one(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
                AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
@@ -122,8 +122,12 @@ async fn no_locks(direct: &Client) {
         )
         .await
         .unwrap()
-        .get(0);
-    assert_eq!(n, 0, "user code ran");
+        .get(0)
+}
+
+/// No advisory lock was taken by anyone: the user code never ran.
+async fn no_locks(direct: &Client) {
+    assert_eq!(advisory_locks(direct).await, 0, "user code ran");
 }
 
 #[tokio::test]
@@ -553,14 +557,7 @@ async fn a_write_that_ran_user_code_reloads_only_what_it_changed() {
         .batch_execute("INSERT INTO logged VALUES (3, true); SELECT * FROM plain")
         .await
         .expect("direct");
-    let n: i64 = direct
-        .query_one(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let n = advisory_locks(&direct).await;
     assert_eq!(n, 1, "direct, the shadowing view runs grab()");
 }
 
@@ -596,13 +593,6 @@ async fn a_built_in_replaced_after_the_first_load_is_seen() {
         .batch_execute("SELECT rpad('x', 3)")
         .await
         .expect("direct");
-    let n: i64 = direct
-        .query_one(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let n = advisory_locks(&direct).await;
     assert_eq!(n, 1, "direct, the replaced rpad ran");
 }

@@ -253,30 +253,28 @@ pub fn may_change_catalog(facts: &Facts, known: &Known) -> bool {
 
 /// [`may_change_catalog`] for one statement.
 fn statement_may_change(s: &StatementFacts, known: &Known) -> bool {
-    {
-        if s.is_read() {
-            return false;
-        }
-        match s.kind {
-            // COMMIT PREPARED makes another transaction's changes visible.
-            Kind::Transaction => s.risks.contains(Risks::TWO_PHASE),
-            // SET changes no catalog; a SELECT of set_config() that
-            // reaches user code may.
-            Kind::Session => !s.sets.is_empty() && runs_opaque_code(s),
-            // Every DDL: even an index build or a GRANT fires event
-            // triggers, which may run any code (a red-team attack redefined
-            // a view from one on CREATE INDEX).
-            Kind::Ddl => true,
-            // ANALYZE evaluates index expressions, and VACUUM FULL,
-            // CLUSTER and REINDEX rebuild indexes (expressions and operator
-            // classes' support functions): user code may run in any of
-            // them. A lock and a checkpoint run none.
-            Kind::Utility => !matches!(s.command.as_str(), "CHECKPOINT" | "LOCK TABLE"),
-            Kind::Read | Kind::Write => {
-                runs_opaque_code(s)
-                    || s.tables_written.iter().any(|t| writes_system_catalog(t))
-                    || (matches!(known, Known::Unavailable(_)) && !s.tables_written.is_empty())
-            }
+    if s.is_read() {
+        return false;
+    }
+    match s.kind {
+        // COMMIT PREPARED makes another transaction's changes visible.
+        Kind::Transaction => s.risks.contains(Risks::TWO_PHASE),
+        // SET changes no catalog; a SELECT of set_config() that
+        // reaches user code may.
+        Kind::Session => !s.sets.is_empty() && runs_opaque_code(s),
+        // Every DDL: even an index build or a GRANT fires event
+        // triggers, which may run any code (a red-team attack redefined
+        // a view from one on CREATE INDEX).
+        Kind::Ddl => true,
+        // ANALYZE evaluates index expressions, and VACUUM FULL,
+        // CLUSTER and REINDEX rebuild indexes (expressions and operator
+        // classes' support functions): user code may run in any of
+        // them. A lock and a checkpoint run none.
+        Kind::Utility => !matches!(s.command.as_str(), "CHECKPOINT" | "LOCK TABLE"),
+        Kind::Read | Kind::Write => {
+            runs_opaque_code(s)
+                || s.tables_written.iter().any(|t| writes_system_catalog(t))
+                || (matches!(known, Known::Unavailable(_)) && !s.tables_written.is_empty())
         }
     }
 }
@@ -294,8 +292,7 @@ pub fn settle_within(facts: &Facts, known: &Known) -> Option<Facts> {
     let mut out: Option<Facts> = None;
     for i in first + 1..facts.statements.len() {
         let s = &facts.statements[i];
-        let cursor = matches!(s.command.as_str(), "FETCH" | "MOVE");
-        if s.kind == Kind::Read && (touches(s, &[]) || cursor) {
+        if s.kind == Kind::Read && (touches(s, &[]) || s.runs_cursor()) {
             let st = &mut out.get_or_insert_with(|| facts.clone()).statements[i];
             st.risks.insert(Risks::USER_CODE);
             st.user_code.push(format!(

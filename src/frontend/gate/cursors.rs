@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use crate::classify::{Facts, Risks};
+use crate::classify::{Facts, Risks, StatementFacts};
 
 /// Why a FETCH or MOVE is not proven a read.
 const UNSEEN: &str =
@@ -20,12 +20,11 @@ const UNSEEN: &str =
 
 /// `facts` with every FETCH and MOVE no read.
 pub(super) fn unseen(facts: Arc<Facts>) -> Arc<Facts> {
-    let fetches = |c: &str| matches!(c, "FETCH" | "MOVE");
-    if !facts.statements.iter().any(|s| fetches(&s.command)) {
+    if !facts.statements.iter().any(StatementFacts::runs_cursor) {
         return facts;
     }
     let mut f = (*facts).clone();
-    for s in f.statements.iter_mut().filter(|s| fetches(&s.command)) {
+    for s in f.statements.iter_mut().filter(|s| s.runs_cursor()) {
         s.risks.insert(Risks::USER_CODE);
         s.user_code.push(UNSEEN.to_string());
     }
