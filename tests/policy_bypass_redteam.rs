@@ -17,60 +17,76 @@ use std::process::{Command, Stdio};
 /// take about as long.
 const GROUPS: &[&[u32]] = &[&[1, 2, 3, 11], &[4, 5, 6, 8], &[7, 9, 10]];
 
-#[test]
-fn no_attack_of_the_red_team_changes_the_database() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let runner = root.join("tests/redteam/attacks.py");
-    let out = std::env::temp_dir().join(format!("airlock-redteam-{}", std::process::id()));
-    std::fs::create_dir_all(&out).expect("report directory");
-    let children: Vec<_> = GROUPS
-        .iter()
-        .enumerate()
-        .map(|(i, classes)| {
-            let mut c = Command::new("python3");
-            c.arg(&runner)
-                .arg("--airlock-bin")
-                .arg(env!("CARGO_BIN_EXE_airlock"))
-                .arg("--report")
-                .arg(out.join(format!("report-{i}.md")))
-                .arg("--json")
-                .arg(out.join(format!("results-{i}.json")));
-            for class in *classes {
-                c.arg("--class").arg(class.to_string());
-            }
-            let child = c
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("python3 runs the red-team runner");
-            (classes, child)
+/// A red-team runner run through airlock: what the test calls it in its
+/// report and the process started.
+struct Run {
+    label: String,
+    command: Command,
+}
+
+impl Run {
+    /// `runner` (a file under tests/redteam) against the binary under test,
+    /// with `args`.
+    fn new(label: impl Into<String>, runner: &str, args: &[&str]) -> Run {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let mut command = Command::new("python3");
+        command
+            .arg(root.join("tests/redteam").join(runner))
+            .arg("--airlock-bin")
+            .arg(env!("CARGO_BIN_EXE_airlock"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        Run {
+            label: label.into(),
+            command,
+        }
+    }
+}
+
+/// One count from a runner's summary line (`attacks: 9, leaks: 0
+/// (window-only leaks: 0), broken: 0`), `None` if it is not there.
+fn summary_count(summary: &str, what: &str) -> Option<u32> {
+    summary.split([',', '(']).find_map(|part| {
+        let value = part.trim().strip_prefix(what)?;
+        value.trim().trim_end_matches(')').parse().ok()
+    })
+}
+
+/// Runs every runner side by side and fails unless each ran attacks, exited
+/// cleanly and reported no leak, no window-only leak and no broken attack
+/// (a positive control that failed direct), and unless at least `min`
+/// attacks ran in all.
+fn run_rounds(runs: Vec<Run>, min: u32) {
+    let children: Vec<_> = runs
+        .into_iter()
+        .map(|mut r| {
+            let child = r.command.spawn().expect("python3 runs the red-team runner");
+            (r.label, child)
         })
         .collect();
     let mut failures = Vec::new();
     let mut total = 0;
-    for (classes, child) in children {
+    for (label, child) in children {
         let output = child.wait_with_output().expect("runner ran");
         let stdout = String::from_utf8_lossy(&output.stdout);
         let summary = stdout
             .lines()
             .rev()
             .find(|l| l.starts_with("attacks: "))
-            .unwrap_or("")
-            .to_string();
-        let count = |what: &str| -> Option<u32> {
-            summary
-                .split(", ")
-                .find_map(|part| part.strip_prefix(what)?.trim().parse().ok())
-        };
-        let (attacks, leaks, broken) = (count("attacks: "), count("leaks: "), count("broken: "));
-        println!("classes {classes:?}: {summary}");
-        match (attacks, leaks, broken) {
-            (Some(n), Some(0), Some(0)) if n > 0 && output.status.success() => total += n,
+            .unwrap_or("");
+        println!("{label}: {summary}");
+        let count = |what| summary_count(summary, what);
+        let clean = count("leaks:") == Some(0)
+            && count("broken:") == Some(0)
+            && matches!(count("window-only leaks:"), None | Some(0));
+        match count("attacks:") {
+            Some(n) if n > 0 && clean && output.status.success() => total += n,
             _ => failures.push(format!(
-                "classes {classes:?}: {summary}\n{}\n{}",
+                "{label}: {summary}\n{}\n{}",
                 stdout
                     .lines()
-                    .filter(|l| l.starts_with("LEAK") || l.starts_with("BROKEN"))
+                    .filter(|l| !l.contains("BLOCKED"))
                     .collect::<Vec<_>>()
                     .join("\n"),
                 String::from_utf8_lossy(&output.stderr)
@@ -78,7 +94,34 @@ fn no_attack_of_the_red_team_changes_the_database() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-    assert!(total >= 100, "only {total} attacks ran");
+    assert!(total >= min, "only {total} attacks ran");
+}
+
+#[test]
+fn no_attack_of_the_red_team_changes_the_database() {
+    let out = std::env::temp_dir().join(format!("airlock-redteam-{}", std::process::id()));
+    std::fs::create_dir_all(&out).expect("report directory");
+    let runs = GROUPS
+        .iter()
+        .enumerate()
+        .map(|(i, classes)| {
+            let report = out.join(format!("report-{i}.md"));
+            let json = out.join(format!("results-{i}.json"));
+            let mut args = vec![
+                "--report".to_string(),
+                report.display().to_string(),
+                "--json".to_string(),
+                json.display().to_string(),
+            ];
+            for class in *classes {
+                args.push("--class".into());
+                args.push(class.to_string());
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            Run::new(format!("classes {classes:?}"), "attacks.py", &args)
+        })
+        .collect();
+    run_rounds(runs, 100);
 }
 
 /// The second round (tests/redteam/attacks2.py, written without sight of
@@ -88,48 +131,11 @@ fn no_attack_of_the_red_team_changes_the_database() {
 /// function marked IMMUTABLE.
 #[test]
 fn the_second_red_team_round_finds_nothing_open() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let runner = root.join("tests/redteam/attacks2.py");
-    let mut failures = Vec::new();
-    let mut total = 0;
-    for only in ["collide", "estimates"] {
-        let output = Command::new("python3")
-            .arg(&runner)
-            .arg("--airlock-bin")
-            .arg(env!("CARGO_BIN_EXE_airlock"))
-            .arg("--only")
-            .arg(only)
-            .output()
-            .expect("python3 runs the second red-team runner");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let summary = stdout
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("attacks: "))
-            .unwrap_or("")
-            .to_string();
-        println!("{only}: {summary}");
-        let count = |what: &str| -> Option<u32> {
-            summary.split([',', '(']).find_map(|part| {
-                let value = part.trim().strip_prefix(what)?;
-                value.trim().trim_end_matches(')').parse().ok()
-            })
-        };
-        match (
-            count("attacks:"),
-            count("leaks:"),
-            count("broken:"),
-            count("window-only leaks:"),
-        ) {
-            (Some(n), Some(0), Some(0), Some(0)) if n > 0 => total += n,
-            _ => failures.push(format!(
-                "{only}: {summary}\n{stdout}\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            )),
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-    assert!(total >= 6, "only {total} attacks ran");
+    let runs = ["collide", "estimates"]
+        .into_iter()
+        .map(|only| Run::new(only, "attacks2.py", &["--only", only]))
+        .collect();
+    run_rounds(runs, 6);
 }
 
 /// The third round (tests/redteam/attacks3.py, written without sight of
@@ -145,63 +151,17 @@ fn the_second_red_team_round_finds_nothing_open() {
 #[test]
 fn the_third_red_team_round_finds_nothing_open() {
     const SHARDS: usize = 3;
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let runner = root.join("tests/redteam/attacks3.py");
-    let children: Vec<_> = (0..SHARDS)
+    let runs = (0..SHARDS)
         .map(|i| {
-            Command::new("python3")
-                .arg(&runner)
-                .arg("--airlock-bin")
-                .arg(env!("CARGO_BIN_EXE_airlock"))
-                .arg("--skip-window")
-                .arg("--shard")
-                .arg(format!("{i}/{SHARDS}"))
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("python3 runs the third red-team runner")
+            let shard = format!("{i}/{SHARDS}");
+            Run::new(
+                format!("shard {i}"),
+                "attacks3.py",
+                &["--skip-window", "--shard", &shard],
+            )
         })
         .collect();
-    let mut failures = Vec::new();
-    let mut total = 0;
-    for (i, child) in children.into_iter().enumerate() {
-        let output = child.wait_with_output().expect("runner ran");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let summary = stdout
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("attacks: "))
-            .unwrap_or("")
-            .to_string();
-        println!("shard {i}: {summary}");
-        let count = |what: &str| -> Option<u32> {
-            summary.split([',', '(']).find_map(|part| {
-                let value = part.trim().strip_prefix(what)?;
-                value.trim().trim_end_matches(')').parse().ok()
-            })
-        };
-        match (
-            count("attacks:"),
-            count("leaks:"),
-            count("broken:"),
-            count("window-only leaks:"),
-        ) {
-            (Some(n), Some(0), Some(0), Some(0)) if n > 0 && output.status.success() => total += n,
-            _ => failures.push(format!(
-                "shard {i}: {summary}\n{}\n{}",
-                stdout
-                    .lines()
-                    .filter(|l| l.starts_with("LEAK")
-                        || l.starts_with("BROKEN")
-                        || l.starts_with("  "))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                String::from_utf8_lossy(&output.stderr)
-            )),
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-    assert!(total >= 40, "only {total} attacks ran");
+    run_rounds(runs, 40);
 }
 
 /// The fourth round (tests/redteam/attacks4.py, written without sight of
@@ -209,61 +169,21 @@ fn the_third_red_team_round_finds_nothing_open() {
 /// policy of round 3): user code run inside one message, inside an open
 /// transaction whose locks a read waits on, replacing a client's named
 /// statement or portal, opening cursors, deferred triggers, parameter
-/// types. Left out: COMMIT PREPARED of a planted transaction (the
-/// permissive policy allows every transaction statement) and a read
+/// types, COMMIT PREPARED of a planted transaction. Left out: a read
 /// waiting on a planted prepared transaction's lock (the limit stated in
 /// docs/catalog.md).
 #[test]
 fn the_fourth_red_team_round_finds_nothing_open() {
     const SHARDS: usize = 4;
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let runner = root.join("tests/redteam/attacks4.py");
-    let children: Vec<_> = (0..SHARDS)
+    let runs = (0..SHARDS)
         .map(|i| {
-            Command::new("python3")
-                .arg(&runner)
-                .arg("--airlock-bin")
-                .arg(env!("CARGO_BIN_EXE_airlock"))
-                .args(["--skip", "twophase_commit_planted"])
-                .args(["--skip", "twophase_lockwait_race"])
-                .arg("--shard")
-                .arg(format!("{i}/{SHARDS}"))
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("python3 runs the fourth red-team runner")
+            let shard = format!("{i}/{SHARDS}");
+            Run::new(
+                format!("shard {i}"),
+                "attacks4.py",
+                &["--skip", "twophase_lockwait_race", "--shard", &shard],
+            )
         })
         .collect();
-    let mut failures = Vec::new();
-    let mut total = 0;
-    for (i, child) in children.into_iter().enumerate() {
-        let output = child.wait_with_output().expect("runner ran");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let summary = stdout
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("attacks: "))
-            .unwrap_or("")
-            .to_string();
-        println!("shard {i}: {summary}");
-        let count = |what: &str| -> Option<u32> {
-            summary
-                .split(", ")
-                .find_map(|part| part.strip_prefix(what)?.trim().parse().ok())
-        };
-        match (count("attacks: "), count("leaks: "), count("broken: ")) {
-            (Some(n), Some(0), Some(0)) if n > 0 && output.status.success() => total += n,
-            _ => failures.push(format!(
-                "shard {i}: {summary}\n{}\n{}",
-                stdout
-                    .lines()
-                    .filter(|l| !l.contains(" BLOCKED "))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                String::from_utf8_lossy(&output.stderr)
-            )),
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-    assert!(total >= 55, "only {total} attacks ran");
+    run_rounds(runs, 56);
 }

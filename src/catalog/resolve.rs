@@ -256,9 +256,12 @@ fn statement_may_change(s: &StatementFacts, known: &Known) -> bool {
     if s.is_read() {
         return false;
     }
+    // COMMIT PREPARED makes another transaction's changes visible.
+    if s.command == "COMMIT PREPARED" {
+        return true;
+    }
     match s.kind {
-        // COMMIT PREPARED makes another transaction's changes visible.
-        Kind::Transaction => s.risks.contains(Risks::TWO_PHASE),
+        Kind::Transaction => false,
         // SET changes no catalog; a SELECT of set_config() that
         // reaches user code may.
         Kind::Session => !s.sets.is_empty() && runs_opaque_code(s),

@@ -24,6 +24,11 @@ pub(super) fn apply_settings(f: &mut StatementFacts, found: &Found, top: &N) {
     if by_name.is_some() {
         // Flagged by the walk for its column argument.
         f.risks.remove(Risks::SIDE_EFFECT_FUNCTION);
+    } else if found.dynamic_set_config {
+        // A name made at run time may be any setting: `'ro' || 'le'` is
+        // role. It carries every flag a setting can, so a policy that
+        // allows set_config by name still refuses what it refuses for SET.
+        f.risks.insert(Risks::SETTING);
     }
     let settings = match &by_name {
         Some(s) => std::slice::from_ref(s),

@@ -495,5 +495,13 @@ fn transaction(t: &pb::TransactionStmt) -> (Kind, &'static str, Risks, Vec<Strin
             "TRANSACTION"
         }
     };
-    (Kind::Transaction, command, r, vec![])
+    // COMMIT PREPARED commits what another transaction wrote, which may
+    // have been prepared past airlock: it is a write of what nobody here
+    // saw, not transaction control (a policy that allows BEGIN and COMMIT
+    // must not let it through).
+    let kind = match command {
+        "COMMIT PREPARED" => Kind::Write,
+        _ => Kind::Transaction,
+    };
+    (kind, command, r, vec![])
 }
