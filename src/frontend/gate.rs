@@ -19,6 +19,7 @@ mod executed;
 mod function_call;
 mod named;
 pub mod offload;
+mod reparse;
 mod shown;
 mod text;
 mod verdict;
@@ -39,6 +40,7 @@ use decided::Decided;
 pub use decided::Need;
 use executed::{SqlPrepared, Tracked};
 use named::Named;
+pub use reparse::Reparse;
 use shown::{portal_sql, with_executed};
 use text::decode;
 pub use verdict::Noted;
@@ -113,6 +115,11 @@ pub struct Gate {
     policy: Arc<Policy>,
     /// Prepared statements, by name.
     statements: Named<Prepared>,
+    /// Named statements forgotten when user code may have run, which a
+    /// Bind makes again (`reparse`).
+    forgotten: Named<Prepared>,
+    /// Messages of the gate's own to send before the current one.
+    reparse: Option<Reparse>,
     /// Portals, by name.
     portals: Named<Portal>,
     /// The portal a held Bind makes, should reviewers approve it.
@@ -189,6 +196,8 @@ impl Gate {
             policy_rx,
             policy,
             statements: Named::default(),
+            forgotten: Named::default(),
+            reparse: None,
             portals: Named::default(),
             held_bind: None,
             last_query: None,
@@ -343,6 +352,9 @@ impl Gate {
                 }
                 self.note(&d);
                 let named = !p.statement.is_empty();
+                if named {
+                    self.forgotten.take(p.statement);
+                }
                 let mut sql = sql;
                 let (facts, decided) = match self.statements.get(p.statement) {
                     // The same statement, whichever the server has.
@@ -390,6 +402,9 @@ impl Gate {
                 let Ok((portal, statement)) = fe::bind_names(body) else {
                     return malformed("Bind");
                 };
+                if self.statements.get(statement).is_none() {
+                    self.reparse_forgotten(statement, client_encoding, standard_strings);
+                }
                 let Some(bound) = self.bind(statement, body) else {
                     return malformed("Bind");
                 };
@@ -459,9 +474,11 @@ impl Gate {
                             .forget_protocol(named::server_name(name), &p.sql);
                     }
                     self.statements.remove(name);
+                    self.forgotten.take(name);
                 } else {
                     self.portals.remove(name);
                 }
+                self.tentative.sent(Made::Close, name, false);
                 Verdict::Forward
             }
             // The server refuses a malformed Describe, and the session
@@ -495,14 +512,16 @@ impl Gate {
     /// DEALLOCATE a named statement or CLOSE a named portal of the client's
     /// and make another under its name (`EXECUTE 'PREPARE s1 AS ...'`: one
     /// namespace on the server; red team round 4). So the named statements
-    /// and portals the gate tracked are forgotten: what binds or executes
-    /// them now is no read. The unnamed ones no SQL can reach.
+    /// and portals the gate tracked are forgotten: what executes such a
+    /// portal now is no read, and a Bind of such a statement makes it
+    /// again from its text first (`reparse`).
     pub(super) fn user_code_may_run(&mut self) {
         self.changes_catalog = true;
         self.sql_prepared.mark_opaque();
         self.user_code_ran = true;
         for (name, p) in self.statements.drain_named() {
             self.sql_prepared.forget_protocol(&name, &p.sql);
+            self.forgotten.insert(&name, p);
         }
         self.portals.clear_named();
         self.epoch += 1;
@@ -689,43 +708,6 @@ impl Gate {
         self.tentative.ignored_syncs(u64::from(n));
     }
 
-    /// The server sent ParseComplete.
-    #[inline]
-    pub fn parse_complete(&mut self) {
-        self.tentative.confirmed(Made::Statement);
-    }
-
-    /// The server sent BindComplete.
-    #[inline]
-    pub fn bind_complete(&mut self) {
-        self.tentative.confirmed(Made::Portal);
-    }
-
-    /// The server sent ReadyForQuery for a client's sync point: what it
-    /// did not confirm of that pipeline it did not make, and the gate
-    /// forgets it.
-    #[inline]
-    pub fn ready_for_query(&mut self) {
-        let (statements, portals) = (&mut self.statements, &mut self.portals);
-        let (sql_prepared, epoch) = (&mut self.sql_prepared, &mut self.epoch);
-        self.tentative.ready_for_query(|made, name, id| match made {
-            Made::Statement => {
-                if let Some(p) = statements.get(name).filter(|p| p.id == id) {
-                    if !name.is_empty() {
-                        sql_prepared.forget_protocol(named::server_name(name), &p.sql);
-                    }
-                    statements.remove(name);
-                    *epoch += 1;
-                }
-            }
-            Made::Portal => {
-                if portals.get(name).is_some_and(|p| p.id == id) {
-                    portals.remove(name);
-                }
-            }
-        });
-    }
-
     /// Portals do not outlive their transaction.
     #[inline]
     pub fn transaction_ended(&mut self) {
@@ -770,6 +752,7 @@ impl Gate {
             for (name, p) in self.statements.drain_named() {
                 self.sql_prepared.forget_protocol(&name, &p.sql);
             }
+            self.forgotten.clear();
             self.portals.clear();
         }
         // What EXECUTE of a name means may have changed.

@@ -36,6 +36,21 @@ pub struct Seen {
     pub hidden_value: Option<bool>,
 }
 
+/// Where the answers to a Close and Parse of the proxy's own (a statement
+/// the gate made again, `crate::frontend::gate`) will arrive: after
+/// `segments` more ReadyForQuery, and within that pipeline after `closes`
+/// CloseComplete and `parses` ParseComplete still due to the client's
+/// earlier messages. The client never sent them, so it must not see their
+/// answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reparsed {
+    pub segments: u64,
+    pub closes: u32,
+    pub parses: u32,
+    /// Our CloseComplete came and was dropped; our ParseComplete is next.
+    pub closed: bool,
+}
+
 /// A malformed upstream stream.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid message length {0} from upstream")]
@@ -57,6 +72,9 @@ pub struct Relay {
     /// proxy's own that the client must not see, oldest first: the next
     /// `swallow` answer segments are dropped.
     swallow: u32,
+    /// Answers to Close and Parse messages of the proxy's own sent inside
+    /// the client's pipelines, oldest first.
+    reparsed: Vec<Reparsed>,
     /// Read CommandComplete tags for their row counts.
     capture: bool,
     /// Hide ParameterStatus for this setting (the backstop's own).
@@ -161,6 +179,63 @@ impl Relay {
         self.hidden_parameter = Some(name.as_bytes());
     }
 
+    /// Arranges for the answers to a Close and Parse of the proxy's own to
+    /// be dropped (see [`Reparsed`]).
+    pub fn expect_reparsed(&mut self, at: Reparsed) {
+        self.reparsed.push(at);
+    }
+
+    /// Whether the CloseComplete (`tag`), ParseComplete or ReadyForQuery
+    /// just seen answers a message of the proxy's own, which the client
+    /// must not see; counts it for the ones still to come.
+    fn answers_reparse(&mut self, tag: u8) -> bool {
+        let mut ours = false;
+        match tag {
+            be::READY_FOR_QUERY => {
+                // A pipeline ended: answers the server skipped after an
+                // error will not come.
+                self.reparsed.retain(|r| r.segments > 0);
+                for r in &mut self.reparsed {
+                    r.segments -= 1;
+                }
+            }
+            be::CLOSE_COMPLETE => {
+                for r in self
+                    .reparsed
+                    .iter_mut()
+                    .filter(|r| r.segments == 0 && !r.closed)
+                {
+                    match r.closes {
+                        0 if !ours => {
+                            r.closed = true;
+                            ours = true;
+                        }
+                        _ => r.closes = r.closes.saturating_sub(1),
+                    }
+                }
+            }
+            be::PARSE_COMPLETE => {
+                let mut done = None;
+                for (i, r) in self.reparsed.iter_mut().enumerate() {
+                    if r.segments > 0 {
+                        continue;
+                    }
+                    if r.parses == 0 && r.closed && !ours {
+                        ours = true;
+                        done = Some(i);
+                    } else {
+                        r.parses = r.parses.saturating_sub(1);
+                    }
+                }
+                if let Some(i) = done {
+                    self.reparsed.remove(i);
+                }
+            }
+            _ => {}
+        }
+        ours
+    }
+
     /// Drops the answer to the next sync point (a Query of the proxy's own
     /// sent while the server was otherwise idle): every message up to and
     /// including its ReadyForQuery, except asynchronous notifications.
@@ -255,12 +330,24 @@ impl Relay {
                     self.observe(tag, body, &mut seen);
                     if tag == be::READY_FOR_QUERY {
                         self.events.push(tag);
+                        if !self.reparsed.is_empty() {
+                            self.answers_reparse(tag);
+                        }
                     }
                     self.ready += HEADER_LEN + len;
                 }
                 _ => {
-                    if matches!(tag, be::PARSE_COMPLETE | be::BIND_COMPLETE) {
+                    if matches!(
+                        tag,
+                        be::PARSE_COMPLETE | be::BIND_COMPLETE | be::CLOSE_COMPLETE
+                    ) {
                         self.events.push(tag);
+                        // The gate counts it either way; the client sees
+                        // only the answers to its own messages.
+                        if !self.reparsed.is_empty() && len == 0 && self.answers_reparse(tag) {
+                            buf.remove(self.ready, HEADER_LEN);
+                            continue;
+                        }
                     }
                     self.ready += HEADER_LEN;
                     self.skip = len;
@@ -366,6 +453,75 @@ mod tests {
         assert_eq!(seen.ready_for_query, 1);
         assert_eq!(seen.status, Some(TransactionStatus::InTransaction));
         assert!(relay.at_boundary(&buf));
+    }
+
+    fn empty(tag: u8) -> Vec<u8> {
+        let mut m = Vec::new();
+        put_message(&mut m, tag, |_| {});
+        m
+    }
+
+    #[test]
+    fn answers_to_a_reparse_are_dropped_and_no_others() {
+        let (close, parse, bind) = (
+            empty(be::CLOSE_COMPLETE),
+            empty(be::PARSE_COMPLETE),
+            empty(be::BIND_COMPLETE),
+        );
+        let mut rfq = Vec::new();
+        ready_for_query(&mut rfq, TransactionStatus::Idle);
+        let mut relay = Relay::default();
+        // One pipeline still to end before ours; in ours, the client's
+        // Close and Parse come first.
+        relay.expect_reparsed(Reparsed {
+            segments: 1,
+            closes: 1,
+            parses: 1,
+            closed: false,
+        });
+        let client: Vec<u8> = [
+            &parse[..],
+            &rfq,
+            &close,
+            &parse,
+            &close,
+            &parse,
+            &bind,
+            &rfq,
+        ]
+        .concat();
+        let mut buf = Buffer::with_capacity(64);
+        buf.extend(&client);
+        relay.scan(&mut buf).unwrap();
+        let want: Vec<u8> = [&parse[..], &rfq, &close, &parse, &bind, &rfq].concat();
+        assert_eq!(buf.bytes(), &want[..]);
+        assert_eq!(relay.ready(), want.len());
+        assert!(relay.reparsed.is_empty());
+        // The gate still hears of every answer.
+        assert_eq!(relay.events().len(), 8);
+    }
+
+    #[test]
+    fn a_reparse_the_server_skipped_after_an_error_drops_nothing_later() {
+        let (close, parse) = (empty(be::CLOSE_COMPLETE), empty(be::PARSE_COMPLETE));
+        let mut rfq = Vec::new();
+        ready_for_query(&mut rfq, TransactionStatus::Idle);
+        let mut relay = Relay::default();
+        relay.expect_reparsed(Reparsed {
+            segments: 0,
+            closes: 0,
+            parses: 0,
+            closed: false,
+        });
+        // An error earlier in the pipeline: nothing of ours is answered,
+        // and the next pipeline's answers are the client's.
+        let mut err = Vec::new();
+        Report::error("42601", "x").encode(&mut err);
+        let stream: Vec<u8> = [&err[..], &rfq, &close, &parse, &rfq].concat();
+        let mut buf = Buffer::with_capacity(64);
+        buf.extend(&stream);
+        relay.scan(&mut buf).unwrap();
+        assert_eq!(buf.bytes(), &stream[..]);
     }
 
     #[test]

@@ -510,6 +510,12 @@ impl Session {
                     self.relay.standard_strings,
                 )
             };
+            if let Some(reparse) = self.gate.take_reparse() {
+                // A statement the gate makes again just before this Bind.
+                self.server_out.extend(&reparse.bytes);
+                self.relay.expect_reparsed(reparse.at);
+                self.batch_open = true;
+            }
             if let Some(noted) = self.gate.take_noted() {
                 if let Some(durable) = self.audit_noted(noted) {
                     // Forwarded once the decision is committed.

@@ -22,11 +22,16 @@
 
 use std::collections::VecDeque;
 
+use super::named;
+
 /// What kind of name a tentative entry made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Made {
     Statement,
     Portal,
+    /// A Close: it makes nothing, but its CloseComplete is counted, so the
+    /// gate knows where answers to messages of its own will come.
+    Close,
 }
 
 #[derive(Debug)]
@@ -101,6 +106,18 @@ impl Tentative {
         }
     }
 
+    /// Where the answer to a Close and a Parse sent next will come: how
+    /// many pipelines end before theirs, and how many CloseComplete and
+    /// ParseComplete of that pipeline come before.
+    pub fn next_answers(&self) -> (u64, u32, u32) {
+        let open = self.open;
+        let due = |made| {
+            let n = self.entries.iter().rev().take_while(|e| e.segment == open);
+            n.filter(|e| e.made == made).count() as u32
+        };
+        (open - self.oldest, due(Made::Close), due(Made::Statement))
+    }
+
     /// ReadyForQuery ended the oldest pipeline: its unconfirmed records,
     /// each as (kind, name, id), for the gate to forget.
     #[inline]
@@ -116,6 +133,53 @@ impl Tentative {
         if self.oldest < self.open {
             self.oldest += 1;
         }
+    }
+}
+
+/// The server's answers, as the gate follows them.
+impl super::Gate {
+    /// The server sent ParseComplete.
+    #[inline]
+    pub fn parse_complete(&mut self) {
+        self.tentative.confirmed(Made::Statement);
+    }
+
+    /// The server sent BindComplete.
+    #[inline]
+    pub fn bind_complete(&mut self) {
+        self.tentative.confirmed(Made::Portal);
+    }
+
+    /// The server sent CloseComplete.
+    #[inline]
+    pub fn close_complete(&mut self) {
+        self.tentative.confirmed(Made::Close);
+    }
+
+    /// The server sent ReadyForQuery for a client's sync point: what it
+    /// did not confirm of that pipeline it did not make, and the gate
+    /// forgets it.
+    #[inline]
+    pub fn ready_for_query(&mut self) {
+        let (statements, portals) = (&mut self.statements, &mut self.portals);
+        let (sql_prepared, epoch) = (&mut self.sql_prepared, &mut self.epoch);
+        self.tentative.ready_for_query(|made, name, id| match made {
+            Made::Statement => {
+                if let Some(p) = statements.get(name).filter(|p| p.id == id) {
+                    if !name.is_empty() {
+                        sql_prepared.forget_protocol(named::server_name(name), &p.sql);
+                    }
+                    statements.remove(name);
+                    *epoch += 1;
+                }
+            }
+            Made::Portal => {
+                if portals.get(name).is_some_and(|p| p.id == id) {
+                    portals.remove(name);
+                }
+            }
+            Made::Close => {}
+        });
     }
 }
 
@@ -169,6 +233,23 @@ mod tests {
         t.confirmed(Made::Statement);
         assert!(forgotten(&mut t).is_empty());
         assert_eq!(forgotten(&mut t).len(), 1);
+    }
+
+    #[test]
+    fn the_next_answers_count_the_open_pipeline_only() {
+        let mut t = Tentative::default();
+        t.sent(Made::Statement, b"a", true);
+        t.sync_point();
+        t.sent(Made::Close, b"a", false);
+        t.sent(Made::Statement, b"b", true);
+        t.sent(Made::Portal, b"", true);
+        t.sent(Made::Statement, b"c", true);
+        assert_eq!(t.next_answers(), (1, 1, 2));
+        t.confirmed(Made::Statement);
+        forgotten(&mut t);
+        t.confirmed(Made::Close);
+        t.confirmed(Made::Statement);
+        assert_eq!(t.next_answers(), (0, 0, 1));
     }
 
     #[test]

@@ -64,6 +64,17 @@ impl<T> Named<T> {
         }
     }
 
+    /// Takes the named entry `name` out (never the unnamed one).
+    pub fn take(&mut self, name: &[u8]) -> Option<T> {
+        self.named.remove(server_name(name))
+    }
+
+    /// Whether there is no entry at all.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.unnamed.is_none() && self.named.is_empty()
+    }
+
     pub fn remove(&mut self, name: &[u8]) {
         if name.is_empty() {
             self.unnamed = None;

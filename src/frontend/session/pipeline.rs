@@ -96,6 +96,7 @@ impl Session {
             match event {
                 be::PARSE_COMPLETE => self.gate.parse_complete(),
                 be::BIND_COMPLETE => self.gate.bind_complete(),
+                be::CLOSE_COMPLETE => self.gate.close_complete(),
                 be::READY_FOR_QUERY => self.gate.ready_for_query(),
                 _ => {}
             }
