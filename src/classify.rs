@@ -260,6 +260,9 @@ pub struct StatementFacts {
     /// reset); but the session must set its mode again.
     #[serde(skip)]
     pub resets_all: bool,
+    /// For CREATE INDEX: its access method (`btree` when not written).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_method: Option<String>,
 }
 
 impl StatementFacts {
@@ -280,6 +283,7 @@ impl StatementFacts {
             sets: Vec::new(),
             literals_matter: false,
             resets_all: false,
+            index_method: None,
         }
     }
 

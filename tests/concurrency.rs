@@ -1,7 +1,7 @@
 //! No session waits for another (issue 9): reads through airlock keep the
 //! ratio to direct reads they have on an idle database while other
-//! sessions run a long approved write, an allowed write loop and DDL on
-//! other tables. Reads through airlock and direct are measured side by
+//! sessions run a long approved write, an allowed write loop, DDL on
+//! other tables and a long index build. Reads through airlock and direct are measured side by
 //! side, interleaved, in one run.
 
 mod approval_common;
@@ -28,9 +28,9 @@ tables = ["conc_log"]
 action = "allow"
 
 [[rule]]
-name = "ddl-on-the-scratch-table"
+name = "ddl-on-the-scratch-tables"
 kind = ["ddl"]
-tables = ["conc_ddl"]
+tables = ["conc_ddl", "conc_idx"]
 action = "allow"
 
 [[rule]]
@@ -97,7 +97,13 @@ fn figures(label: &str, (mut a, mut d): (Vec<Duration>, Vec<Duration>)) -> Figur
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reads_do_not_wait_for_other_sessions_writes_or_ddl() {
-    for t in ["conc_read", "conc_target", "conc_log", "conc_ddl"] {
+    for t in [
+        "conc_read",
+        "conc_target",
+        "conc_log",
+        "conc_ddl",
+        "conc_idx",
+    ] {
         direct(&format!("DROP TABLE IF EXISTS {t}"));
     }
     direct(
@@ -106,7 +112,8 @@ async fn reads_do_not_wait_for_other_sessions_writes_or_ddl() {
          CREATE TABLE conc_target (id int PRIMARY KEY, v int); \
          INSERT INTO conc_target VALUES (1, 0); \
          CREATE TABLE conc_log (at timestamptz DEFAULT now(), n int); \
-         CREATE TABLE conc_ddl (id int)",
+         CREATE TABLE conc_ddl (id int); \
+         CREATE TABLE conc_idx (id int, v text)",
     );
     let proxy = proxy_with_rules(&rules());
     let via = proxy.connect("postgres", DB).await;
@@ -116,12 +123,23 @@ async fn reads_do_not_wait_for_other_sessions_writes_or_ddl() {
     let idle = figures("idle", reads(&via, &straight, 400).await);
 
     // A long approved write: the UPDATE waits on a row lock held straight
-    // in PostgreSQL, for as long as the loaded phase lasts.
+    // in PostgreSQL, for as long as the loaded phase lasts. A long index
+    // build: the CREATE INDEX waits on the lock of an uncommitted INSERT.
     let locker = connect(&direct_conninfo("postgres", DB)).await;
     locker
-        .batch_execute("BEGIN; SELECT * FROM conc_target WHERE id = 1 FOR UPDATE")
+        .batch_execute(
+            "BEGIN; SELECT * FROM conc_target WHERE id = 1 FOR UPDATE; \
+             INSERT INTO conc_idx VALUES (1, 'x')",
+        )
         .await
         .unwrap();
+    let indexer = proxy.connect("postgres", DB).await;
+    let index = tokio::spawn(async move {
+        indexer
+            .simple_query("CREATE INDEX conc_idx_v ON conc_idx (lower(v))")
+            .await
+            .map(|_| ())
+    });
     let writer = proxy.connect("postgres", DB).await;
     let update = tokio::spawn(async move {
         writer
@@ -199,7 +217,13 @@ async fn reads_do_not_wait_for_other_sessions_writes_or_ddl() {
     ddl_loop.await.unwrap();
     sleep_loop.await.unwrap();
     assert!(!update.is_finished(), "the approved UPDATE ran all along");
+    assert!(!index.is_finished(), "the CREATE INDEX ran all along");
     locker.batch_execute("COMMIT").await.unwrap();
+    tokio::time::timeout(PATIENCE, index)
+        .await
+        .expect("the CREATE INDEX ends once the lock is released")
+        .unwrap()
+        .expect("the allowed CREATE INDEX");
     tokio::time::timeout(PATIENCE, update)
         .await
         .expect("the UPDATE ends once the lock is released")
@@ -209,7 +233,7 @@ async fn reads_do_not_wait_for_other_sessions_writes_or_ddl() {
         inserts.load(Ordering::Relaxed),
         ddls.load(Ordering::Relaxed),
     );
-    eprintln!("beside the reads: {inserts} allowed INSERTs, {ddls} DDL statements, one approved UPDATE running");
+    eprintln!("beside the reads: {inserts} allowed INSERTs, {ddls} DDL statements, one approved UPDATE and one CREATE INDEX running");
     assert!(
         inserts > 50 && ddls > 4,
         "the other sessions ran ({inserts} INSERTs, {ddls} DDL)"

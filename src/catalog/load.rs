@@ -66,7 +66,8 @@ SELECT concat_ws(' ',
   (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_opclass),
   (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_opfamily),
   (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_aggregate),
-  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_language)),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_language),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_event_trigger)),
   concat_ws(' ',
   (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_class
      WHERE relnamespace IN (SELECT oid FROM temp_ns)),
@@ -385,6 +386,9 @@ pub struct Raw {
     pub cascades: Vec<(Named, Named)>,
     /// The server's major version.
     pub major: u32,
+    /// Some event trigger is enabled (or it could not be read): any DDL
+    /// may run user code.
+    pub event_triggers: bool,
     pub server_encoding: String,
     /// The rows of `baseline.sql`: (kind, name, version, digest).
     pub baseline: Vec<[String; 4]>,
@@ -443,7 +447,8 @@ pub async fn load(client: &Client, cached: Option<&BaselineRows>) -> Result<Raw,
         sql.push_str(";\n");
     }
     sql.push_str(
-        "SELECT current_setting('server_version_num'), current_setting('server_encoding');\n",
+        "SELECT current_setting('server_version_num'), current_setting('server_encoding'),
+                (SELECT count(*) FROM pg_event_trigger WHERE evtenabled <> 'D');\n",
     );
     if reuse.is_none() {
         sql.push_str(super::baseline::QUERY);
@@ -576,6 +581,7 @@ pub async fn load(client: &Client, cached: Option<&BaselineRows>) -> Result<Raw,
     let settings = next();
     raw.major = settings.first().map_or(0, |r| num(r, 0) as u32 / 10_000);
     raw.server_encoding = settings.first().map(|r| text(r, 1)).unwrap_or_default();
+    raw.event_triggers = settings.first().is_none_or(|r| num(r, 2) != 0);
     match reuse {
         Some(c) => raw.baseline.clone_from(&c.rows),
         None => {

@@ -267,8 +267,11 @@ fn statement_may_change(s: &StatementFacts, known: &Known) -> bool {
         Kind::Session => !s.sets.is_empty() && runs_opaque_code(s),
         // Every DDL: even an index build or a GRANT fires event
         // triggers, which may run any code (a red-team attack redefined
-        // a view from one on CREATE INDEX).
-        Kind::Ddl => true,
+        // a view from one on CREATE INDEX). Except an index build that
+        // runs built-in code alone: it changes nothing a read's decision
+        // depends on, so other sessions need not wait for it (it may take
+        // an hour).
+        Kind::Ddl => !builds_index_with_builtins_only(s, known),
         // ANALYZE evaluates index expressions, and VACUUM FULL,
         // CLUSTER and REINDEX rebuild indexes (expressions and operator
         // classes' support functions): user code may run in any of
@@ -280,6 +283,25 @@ fn statement_may_change(s: &StatementFacts, known: &Known) -> bool {
                 || (matches!(known, Known::Unavailable(_)) && !s.tables_written.is_empty())
         }
     }
+}
+
+/// Built-in index access methods: their handlers are PostgreSQL's own.
+const BUILTIN_INDEX_METHODS: &[&str] = &["btree", "hash", "gist", "gin", "spgist", "brin"];
+
+/// CREATE INDEX [CONCURRENTLY] whose build runs built-in code alone (see
+/// `Snapshot::index_builds_run_builtins_only`): a built-in method, and
+/// expressions and predicate that reach nothing opaque.
+fn builds_index_with_builtins_only(s: &StatementFacts, known: &Known) -> bool {
+    let Known::Snapshot(snap) = known else {
+        return false;
+    };
+    s.command == "CREATE INDEX"
+        && s.index_method
+            .as_deref()
+            .is_some_and(|m| BUILTIN_INDEX_METHODS.contains(&m))
+        && snap.index_builds_run_builtins_only()
+        && !runs_opaque_code(s)
+        && s.user_code.is_empty()
 }
 
 /// `facts` with every statement after one that may change the catalog no

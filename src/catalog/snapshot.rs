@@ -99,6 +99,11 @@ pub struct Snapshot {
     /// The database's encoding is UTF8 (the parser folds names as the
     /// server does).
     pub server_utf8: bool,
+    /// Some event trigger is enabled: every DDL may run user code.
+    pub event_triggers: bool,
+    /// Some operator-class member is user code (an index build on a type
+    /// whose operator class it is runs it).
+    user_class_members: bool,
 }
 
 /// The C functions of internal-language functions PostgreSQL's own
@@ -140,6 +145,20 @@ fn push_unique(map: &mut HashMap<String, Vec<String>>, key: String, value: &str)
 }
 
 impl Snapshot {
+    /// Whether building an index runs built-in code alone, whatever the
+    /// column types, as long as its method is built-in and its expressions
+    /// and predicate call built-ins only: no event trigger fires, no
+    /// operator-class member (the comparisons, hashing and support
+    /// functions an index build calls for its columns' types) is user
+    /// code, no type's values run user code, and nothing ambient (a user
+    /// cast between built-in types, a changed built-in) is reachable.
+    pub fn index_builds_run_builtins_only(&self) -> bool {
+        !self.event_triggers
+            && !self.user_class_members
+            && self.types.is_empty()
+            && self.ambient.is_empty()
+    }
+
     /// Nothing in the database reaches user code.
     pub fn is_empty(&self) -> bool {
         self.functions.is_empty()
@@ -220,6 +239,7 @@ impl Snapshot {
             ..Snapshot::default()
         };
         s.server_utf8 = raw.server_encoding.eq_ignore_ascii_case("UTF8");
+        s.event_triggers = raw.event_triggers;
         let judged = Baseline::current().judge(raw.major, &raw.baseline);
         if !judged.core_differs.is_empty() {
             s.ambient.push(format!(
@@ -419,6 +439,7 @@ impl Snapshot {
             {
                 continue;
             }
+            s.user_class_members = true;
             let what = format!(
                 "operator family {} calls {}.{}",
                 m.family, m.function_schema, m.function_name

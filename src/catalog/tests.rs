@@ -53,6 +53,7 @@ pub(super) fn raw() -> Raw {
         temporary_fingerprint: String::new(),
         baseline_key: String::new(),
         major: 15,
+        event_triggers: false,
         server_encoding: "UTF8".into(),
         baseline: super::baseline::Baseline::pristine_rows(15, &["pgcrypto"]),
         functions: vec![
@@ -325,6 +326,56 @@ fn without_a_snapshot_nothing_that_names_anything_is_a_read() {
     assert!(!f.is_read());
     let f = resolve(&Arc::new(classify("SELECT 1")), &known(), true, &[]);
     assert!(f.is_read());
+}
+
+/// An application's database: user functions and a trigger, nothing an
+/// index build could reach.
+fn plain(event_triggers: bool) -> Known {
+    let raw = Raw {
+        major: 15,
+        event_triggers,
+        server_encoding: "UTF8".into(),
+        baseline: super::baseline::Baseline::pristine_rows(15, &[]),
+        functions: vec![function(20001, "app", "grab", 'v', 1)],
+        triggers: vec![named("app", "audited")],
+        ..Raw::default()
+    };
+    Known::Snapshot(Arc::new(Snapshot::build(raw)))
+}
+
+#[test]
+fn an_index_build_of_built_ins_alone_is_no_catalog_change() {
+    let changes = |sql: &str, k: &Known| {
+        may_change_catalog(&resolve(&Arc::new(classify(sql)), k, false, &[]), k)
+    };
+    let k = plain(false);
+    for sql in [
+        "CREATE INDEX ON app.t (v)",
+        "CREATE INDEX CONCURRENTLY i ON app.t USING gin (to_tsvector('simple', v))",
+        "CREATE UNIQUE INDEX i ON t (lower(v)) WHERE id > 0",
+    ] {
+        assert!(!changes(sql, &k), "{sql}");
+    }
+    for sql in [
+        // User code in the expression or predicate, a method of a user's.
+        "CREATE INDEX ON app.t (app.grab(v))",
+        "CREATE INDEX ON app.t (v) WHERE grab(v) > 0",
+        "CREATE INDEX ON app.t USING bloom (v)",
+        // Other DDL.
+        "ALTER TABLE app.t ADD COLUMN x int",
+        "REINDEX TABLE app.t",
+    ] {
+        assert!(changes(sql, &k), "{sql}");
+    }
+    // An enabled event trigger runs at every DDL.
+    assert!(changes("CREATE INDEX ON app.t (v)", &plain(true)));
+    // Operator-class members or types that are user code may run in the
+    // build for the column's type (the rich test database has both).
+    assert!(changes("CREATE INDEX ON app.t (v)", &known()));
+    assert!(changes(
+        "CREATE INDEX ON app.t (v)",
+        &Known::Unavailable("x".into())
+    ));
 }
 
 #[test]

@@ -53,6 +53,9 @@ pub fn classify(node: &pb::Node) -> StatementFacts {
     if let N::ExecuteStmt(e) = inner {
         f.executed = Some(e.name.clone());
     }
+    if let N::IndexStmt(i) = inner {
+        f.index_method = Some(i.access_method.clone());
+    }
     f
 }
 
