@@ -5,11 +5,10 @@
 //! API.
 
 mod common;
-mod review;
 
 use common::http::call;
+use common::review::*;
 use common::*;
-use review::*;
 
 use tokio_postgres::error::SqlState;
 

@@ -4,14 +4,13 @@
 //! admin_api.rs.)
 
 mod common;
-mod review;
 
 use std::time::{Duration, Instant};
 
 use airlock::store::{NewRequest, Store};
 use common::http::call;
+use common::review::*;
 use common::*;
-use review::*;
 use serde_json::Value;
 
 fn new_request(sql: String) -> NewRequest {

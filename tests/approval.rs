@@ -5,14 +5,13 @@
 //! approval_waiting.rs; the extended protocol and transactions in
 //! approval_extended.rs.)
 
-mod approval_common;
 mod common;
-mod rawpg;
 
 use std::time::Duration;
 
-use approval_common::*;
+use common::approval::*;
 use common::http::call;
+use common::rawpg;
 use common::*;
 use tokio_postgres::error::SqlState;
 

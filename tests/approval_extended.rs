@@ -2,17 +2,17 @@
 //! them and as they run; pipelined messages answered in order) and inside
 //! transaction blocks (a rejection fails the transaction on both sides).
 
-mod approval_common;
 mod common;
-mod rawpg;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use airlock::protocol::{put_cstr, put_message};
-use approval_common::*;
+use common::approval::*;
+use common::rawpg::{
+    bind, execute, first_error, flush, parse, query, sync, tags, Msg, Read1, Wire,
+};
 use common::*;
-use rawpg::{bind, execute, first_error, flush, parse, query, sync, tags, Msg, Read1, Wire};
 use serde_json::json;
 use tokio_postgres::error::SqlState;
 

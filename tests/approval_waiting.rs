@@ -3,12 +3,11 @@
 //! statement runs once when re-run), the client cancels (the request is
 //! withdrawn), or the client goes away (the request stays open for a re-run).
 
-mod approval_common;
 mod common;
 
 use std::time::{Duration, Instant};
 
-use approval_common::*;
+use common::approval::*;
 use common::*;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;

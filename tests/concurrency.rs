@@ -4,14 +4,13 @@
 //! other tables and a long index build. Reads through airlock and direct are measured side by
 //! side, interleaved, in one run.
 
-mod approval_common;
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use approval_common::*;
+use common::approval::*;
 use common::*;
 
 const DB: &str = "airlock_test";

@@ -15,14 +15,13 @@
 
 mod common;
 mod proxy_panics;
-mod rawpg;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::rawpg::*;
 use common::*;
-use rawpg::*;
 
 const CORPUS: &str = include_str!("corpus/differential.txt");
 

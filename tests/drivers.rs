@@ -28,7 +28,6 @@
 //! `scripts/setup.sh`, which CI runs, so a missing one fails the test with
 //! what to run rather than skipping it, as for pgjdbc.
 
-mod approval_common;
 mod common;
 #[path = "drivers/prerequisites.rs"]
 mod prerequisites;
@@ -43,7 +42,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use approval_common::{proxy_with, ALICE, BOB, CAROL};
+use common::approval::{proxy_with, ALICE, BOB, CAROL};
 use common::http::call;
 use common::*;
 use prerequisites::*;

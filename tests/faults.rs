@@ -8,7 +8,6 @@
 
 mod common;
 mod proxy_panics;
-mod rawpg;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -19,8 +18,8 @@ use airlock::protocol::startup::{
     cancel_request, startup_message, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE,
 };
 use airlock::Config;
+use common::rawpg::*;
 use common::*;
-use rawpg::*;
 use tokio_postgres::error::SqlState;
 
 /// How long the proxy may take to close a connection it has given up on.

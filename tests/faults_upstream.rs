@@ -6,7 +6,6 @@
 
 mod common;
 mod proxy_panics;
-mod rawpg;
 
 use std::process::Command;
 use std::sync::atomic::Ordering::Relaxed;
@@ -14,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use airlock::cluster::{ClusterOptions, StopMode, TempCluster};
 use airlock::Config;
+use common::rawpg::*;
 use common::TestProxy;
-use rawpg::*;
 
 /// How long a client may wait for the consequences of an upstream event.
 const WITHIN: Duration = Duration::from_secs(15);

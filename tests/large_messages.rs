@@ -5,15 +5,12 @@
 //! 1 MiB and up). A large statement being classified does not stall a
 //! session on another connection for long.
 
-mod approval_common;
 mod common;
-mod policy_lab;
-mod rawpg;
 
 use std::time::{Duration, Instant};
 
-use policy_lab::{shipped_proxy, Rejecter, DB};
-use rawpg::Wire;
+use common::lab::{shipped_proxy, Rejecter, DB};
+use common::rawpg::{self, Wire};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
@@ -96,7 +93,7 @@ async fn statements_and_results_of_every_size_pass() {
 fn a_large_statement_does_not_stall_other_sessions() {
     // Two session threads, sessions handed out in turn: the first and the
     // third connection share one.
-    let proxy = approval_common::proxy_with(|c| {
+    let proxy = common::approval::proxy_with(|c| {
         c.workers = 2;
         c.shutdown_timeout = Duration::from_secs(2);
     });
@@ -135,7 +132,7 @@ fn a_large_statement_does_not_stall_other_sessions() {
 #[test]
 fn messages_behind_a_large_one_are_forwarded() {
     // Everything allowed (the COPY writes), every statement still classified.
-    let proxy = approval_common::proxy_with_rules(
+    let proxy = common::approval::proxy_with_rules(
         r#"
 [[rule]]
 name = "all"

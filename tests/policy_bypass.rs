@@ -2,19 +2,16 @@
 //! the real PostgreSQL: every way the product brief lists to smuggle a write
 //! through a "read", in the simple and in the extended query protocol. Each
 //! attempt must be refused with SQLSTATE 42501 (42601 where the text does not
-//! parse), leave the database exactly as it was (see `policy_lab`), and
+//! parse), leave the database exactly as it was (see `common::lab`), and
 //! leave the session usable. The few reads among them must run and change
 //! nothing.
 //!
 //! Attempts that need exact protocol bytes (COPY FROM STDIN, FunctionCall,
 //! named statements) are in `policy_bypass_wire.rs`.
 
-mod approval_common;
 mod common;
-mod policy_lab;
-mod rawpg;
 
-use policy_lab::{Expect, Lab};
+use common::lab::{Expect, Lab};
 
 use Expect::*;
 

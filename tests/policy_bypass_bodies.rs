@@ -9,11 +9,8 @@
 //! hijacks them. Each attack is shown to write straight to PostgreSQL
 //! first, then to change nothing through airlock (`planted`).
 
-mod approval_common;
 mod common;
 mod planted;
-mod policy_lab;
-mod rawpg;
 
 use planted::{Arena, Attack};
 

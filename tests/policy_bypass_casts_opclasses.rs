@@ -9,11 +9,8 @@
 //! then that through airlock it changes nothing and gets an error
 //! (`planted`).
 
-mod approval_common;
 mod common;
 mod planted;
-mod policy_lab;
-mod rawpg;
 
 use planted::{Arena, Attack};
 

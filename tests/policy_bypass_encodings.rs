@@ -8,14 +8,11 @@
 //! first (the view must write there), then through the proxy (nothing may
 //! change; the read must be refused).
 
-mod approval_common;
 mod common;
 mod planted;
-mod policy_lab;
-mod rawpg;
 
+use common::rawpg::*;
 use planted::{encode, Arena, RawAttack, ATTACKER_APP};
-use rawpg::*;
 
 /// How the attacker's session gets its client encoding.
 #[derive(Clone, Copy, Debug)]

@@ -4,13 +4,10 @@
 //! so one created here would look like a change to the labs of other tests
 //! running beside it.
 
-mod approval_common;
 mod common;
-mod policy_lab;
-mod rawpg;
 
-use policy_lab::Lab;
-use rawpg::*;
+use common::lab::Lab;
+use common::rawpg::*;
 
 /// FunctionCall lets through the large-object calls that read (what
 /// pg_dump sends): `lo_open` for reading, `loread`, `lo_close`. Opening
@@ -45,7 +42,7 @@ async fn function_call_reads_large_objects_but_never_writes_them() {
         all
     };
     let direct_addr: SocketAddr = format!("127.0.0.1:{}", common::pg().port).parse().unwrap();
-    let mut direct = Wire::open(direct_addr, "postgres", policy_lab::DB);
+    let mut direct = Wire::open(direct_addr, "postgres", common::lab::DB);
     let control = attack(&mut direct);
     assert!(first_error(&control).is_none(), "the control: {control:?}");
     assert_eq!(

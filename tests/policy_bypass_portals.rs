@@ -1,7 +1,7 @@
 //! Bypass attempts that run, from SQL, a statement or portal the extended
 //! protocol prepared on the server while it waits for approval, or that
 //! make the proxy remember a statement the server never prepared. Each is
-//! checked against the lab's fingerprint of the database (`policy_lab`).
+//! checked against the lab's fingerprint of the database (`common::lab`).
 //!
 //! A Parse is forwarded at once and a statement that needs approval waits
 //! at its Bind, so no portal exists for SQL FETCH/MOVE to run, and nothing
@@ -9,14 +9,11 @@
 //! (the classifier). A named Parse the server may have rejected leaves the
 //! name ambiguous, and a second Parse of it is not taken for the first.
 
-mod approval_common;
 mod common;
-mod policy_lab;
-mod rawpg;
 
-use policy_lab::raw::outcome;
-use policy_lab::{Expect, Lab};
-use rawpg::*;
+use common::lab::raw::outcome;
+use common::lab::{Expect, Lab};
+use common::rawpg::*;
 
 use Expect::*;
 
@@ -188,7 +185,7 @@ async fn sql_execute_of_a_name_that_may_still_be_a_write_is_no_read() {
     let mut direct = Wire::open(
         format!("127.0.0.1:{}", common::pg().port).parse().unwrap(),
         "postgres",
-        policy_lab::DB,
+        common::lab::DB,
     );
     direct.simple(&format!(
         "BEGIN; CREATE TEMP TABLE c AS SELECT * FROM {s}.victim"

@@ -7,14 +7,11 @@
 //! rows there), then through the proxy, where the victim must keep them
 //! and the Bind/Execute must get 42501 (or 08P01).
 
-mod approval_common;
 mod common;
 mod planted;
-mod policy_lab;
-mod rawpg;
 
+use common::rawpg::*;
 use planted::{Arena, RawAttack};
-use rawpg::*;
 
 const DELETE: &[u8] = b"DELETE FROM public.victim WHERE true";
 

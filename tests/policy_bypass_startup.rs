@@ -7,14 +7,11 @@
 //! the proxy, where the session must be refused at startup (FATAL) or the
 //! read refused (42501), and nothing may change.
 
-mod approval_common;
 mod common;
 mod planted;
-mod policy_lab;
-mod rawpg;
 
+use common::rawpg::*;
 use planted::{encode, Arena, RawAttack, ATTACKER_APP};
-use rawpg::*;
 
 /// In the real database: `report` is a view over code that writes.
 const REAL: &str = "

@@ -4,19 +4,16 @@
 //! transaction block, a statement name reused in the extended protocol,
 //! `standard_conforming_strings`, startup parameters, and user code that
 //! PostgreSQL runs from statements that parse as reads. Each is checked
-//! against the lab's fingerprint of the database (`policy_lab`).
+//! against the lab's fingerprint of the database (`common::lab`).
 
-mod approval_common;
 mod common;
-mod policy_lab;
-mod rawpg;
 
 use std::time::{Duration, Instant};
 
+use common::lab::raw::outcome;
+use common::lab::{Expect, Lab, DB};
+use common::rawpg::*;
 use common::*;
-use policy_lab::raw::outcome;
-use policy_lab::{Expect, Lab, DB};
-use rawpg::*;
 
 use Expect::*;
 
@@ -479,7 +476,7 @@ async fn user_code_behind_read_syntax_changes_nothing() {
         .batch_execute(&format!("CREATE DATABASE {db}"))
         .await
         .expect("create database");
-    let mut lab = Lab::in_database(policy_lab::shipped_proxy(), &db).await;
+    let mut lab = Lab::in_database(common::lab::shipped_proxy(), &db).await;
     let s = lab.schema.clone();
     let lock_fn = |name: &str, args: &str, ret: &str, key: u32, value: &str| {
         format!(

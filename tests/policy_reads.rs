@@ -5,16 +5,14 @@
 //! every held request runs alongside, so that a read wrongly held fails
 //! fast instead of waiting; at the end nothing may have been held.
 
-mod approval_common;
 mod common;
-mod policy_lab;
-mod rawpg;
 
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
+use common::lab::{shipped_proxy, Rejecter, DB};
+use common::rawpg;
 use common::*;
-use policy_lab::{shipped_proxy, Rejecter, DB};
 use tokio_postgres::SimpleQueryMessage;
 
 /// One schema with a bit of everything psql describes, made once for the

@@ -5,17 +5,14 @@
 //! Execute and not at Parse; and text PostgreSQL's grammar rejects. Every
 //! check of what was committed is made straight against PostgreSQL.
 
-mod approval_common;
 mod common;
-mod policy_lab;
-mod rawpg;
 
 use std::time::{Duration, Instant};
 
 use airlock::policy::Policy;
+use common::lab::{Lab, DB};
+use common::rawpg::*;
 use common::*;
-use policy_lab::{Lab, DB};
-use rawpg::*;
 
 const DENY_MESSAGE: &str = "the forbidden tables are off limits";
 const ROLE_MESSAGE: &str = "no role changes through this proxy";
@@ -409,8 +406,8 @@ fn until_ready(w: &mut Wire, n: usize, within: Duration) -> (Vec<Msg>, bool) {
 
 #[test]
 fn unparseable_sql_gets_the_syntax_error_and_the_session_goes_on() {
-    let proxy = policy_lab::shipped_proxy();
-    let reviewer = policy_lab::Rejecter::start(proxy.admin);
+    let proxy = common::lab::shipped_proxy();
+    let reviewer = common::lab::Rejecter::start(proxy.admin);
     let mut w = Wire::open(proxy.addr, "postgres", DB);
     let msgs = w.simple("SELEC 1");
     assert_eq!(tags(&msgs), "EZ", "{msgs:?}");
@@ -443,8 +440,8 @@ fn unparseable_sql_gets_the_syntax_error_and_the_session_goes_on() {
 /// statements the proxy did not see prepared.
 #[test]
 fn after_a_refused_parse_nothing_is_held_until_sync() {
-    let proxy = policy_lab::shipped_proxy();
-    let reviewer = policy_lab::Rejecter::start(proxy.admin);
+    let proxy = common::lab::shipped_proxy();
+    let reviewer = common::lab::Rejecter::start(proxy.admin);
     let mut w = Wire::open(proxy.addr, "postgres", DB);
     let mut problems = Vec::new();
     for (sql, code) in [
@@ -490,7 +487,7 @@ fn after_a_refused_parse_nothing_is_held_until_sync() {
 
 #[tokio::test]
 async fn unparseable_sql_through_tokio_postgres() {
-    let proxy = policy_lab::shipped_proxy();
+    let proxy = common::lab::shipped_proxy();
     let client = proxy.connect("postgres", DB).await;
     for sql in ["SELEC 1", "SELECT FROM WHERE", "DELETE victim"] {
         let e = client.simple_query(sql).await.unwrap_err();

@@ -6,15 +6,12 @@
 //! the shipped policy, and the answers are compared message for message;
 //! nothing may be held.
 
-mod approval_common;
 mod common;
-mod policy_lab;
-mod rawpg;
 
 use std::net::SocketAddr;
 
-use policy_lab::{shipped_proxy, Rejecter, DB};
-use rawpg::*;
+use common::lab::{shipped_proxy, Rejecter, DB};
+use common::rawpg::*;
 
 /// The answers to each step of `steps`, read to the ReadyForQuery that
 /// ends it, with what varies between servers (backend keys, notices of

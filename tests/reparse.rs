@@ -12,14 +12,12 @@
 //! message for message, with nothing held. And what user code put under a
 //! client's name must never run.
 
-mod approval_common;
 mod common;
-mod rawpg;
 
 use std::net::SocketAddr;
 
-use approval_common::{direct, proxy_with_rules};
-use rawpg::*;
+use common::approval::{self as approval_common, direct, proxy_with_rules};
+use common::rawpg::*;
 
 /// The answers to each step, read to the ReadyForQuery that ends it, with
 /// notices and parameter reports left out; errors compare by SQLSTATE.

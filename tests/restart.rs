@@ -5,7 +5,6 @@
 //! and with a PostgreSQL store.
 
 mod common;
-mod review;
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpStream};
@@ -14,8 +13,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::http::call;
+use common::review::*;
 use common::*;
-use review::*;
 
 /// A token given to the binary through the environment (`env:VAR`).
 const ALICE_ENV: &str = "AIRLOCK_RESTART_TEST_ALICE";

@@ -4,13 +4,12 @@
 //! through one wakes the statement held on the other (LISTEN/NOTIFY).
 
 mod common;
-mod review;
 
 use std::time::{Duration, Instant};
 
 use common::http::call;
+use common::review::*;
 use common::*;
-use review::*;
 use tokio_postgres::error::SqlState;
 
 type Held = tokio::task::JoinHandle<Result<u64, tokio_postgres::Error>>;

@@ -1,13 +1,35 @@
 //! The shared integration-test harness: one throwaway PostgreSQL per test
-//! binary, and the real proxy started per test on port 0.
+//! binary, the real proxy started per test on port 0, and connections,
+//! psql runs and single values straight to the cluster.
 //!
 //! The cluster is started from a keeper thread that lives as long as the test
 //! process: the server is tied to that thread's life (see `airlock::cluster`),
 //! so it goes away with the process even though statics are never dropped.
+//!
+//! The helpers some tests share live in submodules:
+//!
+//! - [`http`]: a minimal HTTP/1.1 client for the admin API;
+//! - [`rawpg`]: a raw-protocol PostgreSQL client that sends exactly the
+//!   bytes a test builds;
+//! - [`approval`]: the end-to-end tests of the hold: the reviewer tokens,
+//!   proxies with the shipped or a custom policy, five-row tables read
+//!   straight from PostgreSQL and the admin API calls a reviewer makes;
+//! - [`review`]: the admin API, PostgreSQL store and restart tests: their
+//!   own reviewers, databases and stores, error bodies, metrics and
+//!   Server-Sent Events;
+//! - [`lab`]: the laboratory for bypass attempts (with [`lab::raw`], its
+//!   attacker over the raw protocol).
+//!
+//! Every test binary compiles all of them and uses only some, hence the
+//! `allow(dead_code)` here, which covers the submodules too.
 
 #![allow(dead_code)]
 
+pub mod approval;
 pub mod http;
+pub mod lab;
+pub mod rawpg;
+pub mod review;
 
 use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
@@ -315,6 +337,14 @@ pub fn stdout_ok(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A query's single text value (unaligned, trimmed), straight from `db` on
+/// the shared cluster.
+pub fn scalar(db: &str, sql: &str) -> String {
+    stdout_ok(&psql(pg().port, "postgres", db, &["-Atc", sql]))
+        .trim()
+        .to_string()
 }
 
 /// A reviewer for the admin API.

@@ -31,9 +31,9 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
+use crate::common::lab::{code_of, first_column, shipped_proxy, Rejecter};
+use crate::common::rawpg::{first_error, Msg, Read1, Wire};
 use crate::common::*;
-use crate::policy_lab::{code_of, first_column, shipped_proxy, Rejecter};
-use crate::rawpg::{first_error, Msg, Read1, Wire};
 
 /// What the helpers and the marker look like in every attack database.
 fn template_sql(port: u16) -> String {
@@ -478,7 +478,7 @@ fn play_raw(addr: SocketAddr, a: &RawAttack, db: &str, decoy: &str, through: boo
             }
         }
     }
-    let _ = std::io::Write::write_all(&mut w.stream, &crate::rawpg::terminate());
+    let _ = std::io::Write::write_all(&mut w.stream, &crate::common::rawpg::terminate());
     out
 }
 

@@ -1,8 +1,8 @@
-//! What the end-to-end tests of the hold share: reviewers and their tokens,
+//! What the end-to-end tests of the hold share: reviewers and their tokens
+//! (alice's, bob's and carol's are [`review`](super::review)'s too),
 //! proxies with the shipped or a custom policy, tables of five rows read
-//! straight from PostgreSQL, and the admin API calls a reviewer makes.
-
-#![allow(dead_code)]
+//! straight from PostgreSQL, and the admin API calls a reviewer makes
+//! (reading, approving and rejecting requests, also used by `review`).
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -13,11 +13,14 @@ use airlock::policy::Policy;
 use airlock::Config;
 use serde_json::Value;
 
-use crate::common::http::call;
-use crate::common::*;
+use super::http::call;
+use super::*;
 
+/// In group `reviewers`.
 pub const ALICE: &str = "alice-token-0000000000";
+/// In group `reviewers`.
 pub const BOB: &str = "bob-token-00000000000000";
+/// In group `auditors` only: may read and comment, not decide.
 pub const CAROL: &str = "carol-token-000000000000";
 /// A reviewer whose name is the requesting role.
 pub const SELF: &str = "postgres-token-000000000";
@@ -109,9 +112,7 @@ timeout = "{timeout}"
 /// Runs `sql` straight against PostgreSQL (not through the proxy) and
 /// returns its unaligned output.
 pub fn direct(sql: &str) -> String {
-    stdout_ok(&psql(pg().port, "postgres", "airlock_test", &["-Atc", sql]))
-        .trim()
-        .to_string()
+    scalar("airlock_test", sql)
 }
 
 /// Creates `name (id int primary key, v int)` with rows 1..=5, all v = 0.
@@ -233,6 +234,7 @@ pub fn status_becomes(admin: SocketAddr, id: &str, status: &str) -> Value {
     request_until(admin, id, |r| r["status"] == status)
 }
 
+/// Approves request `id` as `token`, with a comment.
 pub fn approve(admin: SocketAddr, token: &str, id: &str) -> (u16, Value) {
     call(
         admin,
@@ -250,6 +252,7 @@ pub fn approve_ok(admin: SocketAddr, token: &str, id: &str) -> Value {
     body
 }
 
+/// Rejects request `id` as `token`, for `reason`.
 pub fn reject(admin: SocketAddr, token: &str, id: &str, reason: &str) -> (u16, Value) {
     let body = serde_json::json!({ "reason": reason }).to_string();
     call(

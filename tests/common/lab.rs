@@ -18,8 +18,8 @@
 //! and checks that no notification was delivered. Failures are collected
 //! rather than raised at once, so that one run lists every attempt that got
 //! through.
-
-#![allow(dead_code)]
+//!
+//! [`raw`] adds the lab's attacker over the raw protocol.
 
 pub mod raw;
 
@@ -34,9 +34,9 @@ use tokio::sync::mpsc;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Client, NoTls, SimpleQueryMessage};
 
-use crate::approval_common::{proxy_with, ALICE};
-use crate::common::http::call;
-use crate::common::*;
+use super::approval::{proxy_with, ALICE};
+use super::http::call;
+use super::*;
 
 pub const DB: &str = "airlock_test";
 

@@ -4,8 +4,6 @@
 //! instead of stalling it. Blocking std sockets keep it usable from plain
 //! `#[test]`s and from the tests' own threads.
 
-#![allow(dead_code)]
-
 use std::fmt;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};

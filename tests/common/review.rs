@@ -1,9 +1,11 @@
 //! Helpers shared by the admin API, PostgreSQL store and restart tests:
-//! reviewers and their tokens, proxies with them, tables to change, polling
-//! the admin API, checking JSON error bodies, Prometheus text and a
-//! Server-Sent Events reader on a raw socket.
-
-#![allow(dead_code)]
+//! their reviewers and tokens, proxies with them, fresh databases and
+//! PostgreSQL stores, polling the admin API, checking JSON error bodies,
+//! Prometheus text and a Server-Sent Events reader on a raw socket.
+//!
+//! What these tests share with the tests of the hold (alice's, bob's and
+//! carol's tokens, five-row tables, reading, approving and rejecting
+//! requests) is [`approval`](super::approval)'s, re-exported here.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -15,20 +17,25 @@ use airlock::policy::Policy;
 use airlock::Config;
 use serde_json::Value;
 
-use crate::common::http::call;
-use crate::common::*;
+use super::http::call;
+use super::*;
 
-/// In group `reviewers`.
-pub const ALICE: &str = "alice-token-0000000000";
-/// In group `reviewers`.
-pub const BOB: &str = "bob-token-00000000000000";
-/// In group `auditors` only: may read and comment, not decide.
-pub const CAROL: &str = "carol-token-000000000000";
+// Re-exported for the tests' `use common::review::*`; a binary that uses
+// only some of them would warn of the rest, as `allow(dead_code)` in
+// `common` does for items.
+#[allow(unused_imports)]
+pub use super::approval::{
+    approve, reject, request, requests_for, table, value, ALICE, BOB, CAROL,
+};
+pub use super::http::raw;
+
 /// A reviewer named `postgres`, like the role the tests connect as.
 pub const SELF_NAMED: &str = "postgres-reviewer-token-0";
 /// Reviewer `dba` in `reviewers`, whose `roles` include `postgres`.
 pub const DBA: &str = "dba-token-00000000000000";
 
+/// alice and bob in `reviewers`, carol in `auditors`, and two reviewers
+/// whose requests are the `postgres` role's: `postgres` and dba.
 pub fn reviewers() -> Vec<Reviewer> {
     vec![
         reviewer("alice", ALICE, &["reviewers"], &[]),
@@ -65,36 +72,14 @@ pub fn quick_policy(timeout: &str) -> Policy {
     Policy::from_sources(&[("quick.toml", &text)]).expect("quick policy")
 }
 
-/// A table `name (id int primary key, v int)` with rows 1..=5, all v = 0,
-/// in `airlock_test`.
-pub fn table(name: &str) {
-    let sql = format!(
-        "CREATE TABLE {name} (id int primary key, v int); \
-         INSERT INTO {name} SELECT g, 0 FROM generate_series(1, 5) g"
-    );
-    stdout_ok(&psql(pg().port, "postgres", "airlock_test", &["-qc", &sql]));
-}
-
-/// `v` of row `id`, read straight from the cluster.
-pub fn value(name: &str, id: i32) -> i32 {
-    let out = psql(
-        pg().port,
-        "postgres",
-        "airlock_test",
-        &["-Atc", &format!("select v from {name} where id = {id}")],
-    );
-    stdout_ok(&out).trim().parse().unwrap()
-}
-
 /// The sum of `v` over the table, read straight from the cluster.
 pub fn total(name: &str) -> i64 {
-    let out = psql(
-        pg().port,
-        "postgres",
+    scalar(
         "airlock_test",
-        &["-Atc", &format!("select coalesce(sum(v), 0) from {name}")],
-    );
-    stdout_ok(&out).trim().parse().unwrap()
+        &format!("select coalesce(sum(v), 0) from {name}"),
+    )
+    .parse()
+    .unwrap()
 }
 
 /// A fresh database on the shared cluster; returns its name.
@@ -116,13 +101,6 @@ pub fn pg_store_url(prefix: &str) -> String {
         pg().port,
         database(prefix)
     )
-}
-
-/// A query's single text value, straight from `db` on the shared cluster.
-pub fn scalar(db: &str, sql: &str) -> String {
-    stdout_ok(&psql(pg().port, "postgres", db, &["-Atc", sql]))
-        .trim()
-        .to_string()
 }
 
 /// Waits for the one request (of `status`, if given) whose SQL contains
@@ -157,40 +135,9 @@ pub fn wait_request(admin: SocketAddr, needle: &str, status: Option<&str>) -> Va
     }
 }
 
+/// Waits for the one pending request whose SQL contains `needle`.
 pub fn pending(admin: SocketAddr, needle: &str) -> Value {
     wait_request(admin, needle, Some("pending"))
-}
-
-/// Every request whose SQL contains `needle`.
-pub fn requests_for(admin: SocketAddr, needle: &str) -> Vec<Value> {
-    let (code, body) = call(
-        admin,
-        "GET",
-        "/api/v1/requests?limit=500",
-        Some(ALICE),
-        None,
-    );
-    assert_eq!(code, 200, "{body}");
-    body["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .filter(|r| r["sql"].as_str().unwrap_or("").contains(needle))
-        .cloned()
-        .collect()
-}
-
-/// GET of one request, which must exist.
-pub fn request(admin: SocketAddr, id: &str) -> Value {
-    let (code, body) = call(
-        admin,
-        "GET",
-        &format!("/api/v1/requests/{id}"),
-        Some(ALICE),
-        None,
-    );
-    assert_eq!(code, 200, "{body}");
-    body
 }
 
 /// Waits until request `id` has `status`, up to 15 s.
@@ -200,8 +147,8 @@ pub fn wait_status(admin: SocketAddr, id: &str, status: &str) -> Value {
 
 /// Waits until request `id` satisfies `what`, up to 15 s; returns it. Some
 /// fields (the outcome of a run) are written after the client already has
-/// its answer. (The same as approval_common's, for the binaries that use
-/// this module.)
+/// its answer. (As [`approval::request_until`](super::approval::request_until),
+/// with the 15 s these tests have always given it.)
 pub fn request_until(admin: SocketAddr, id: &str, what: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -215,27 +162,6 @@ pub fn request_until(admin: SocketAddr, id: &str, what: impl Fn(&Value) -> bool)
         );
         std::thread::sleep(Duration::from_millis(30));
     }
-}
-
-pub fn approve(admin: SocketAddr, token: &str, id: &str) -> (u16, Value) {
-    call(
-        admin,
-        "POST",
-        &format!("/api/v1/requests/{id}/approve"),
-        Some(token),
-        Some(r#"{"comment": "looks fine"}"#),
-    )
-}
-
-pub fn reject(admin: SocketAddr, token: &str, id: &str, reason: &str) -> (u16, Value) {
-    let body = serde_json::json!({ "reason": reason }).to_string();
-    call(
-        admin,
-        "POST",
-        &format!("/api/v1/requests/{id}/reject"),
-        Some(token),
-        Some(&body),
-    )
 }
 
 /// Asserts an error answer: the status, and a body that is exactly
@@ -308,8 +234,6 @@ pub async fn acall(
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()
 }
-
-pub use crate::common::http::raw;
 
 /// `raw`, with the body parsed as JSON (`Null` when it is not JSON).
 pub fn raw_json(

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{Lab, DB};
-use crate::rawpg::{first_error, tags, terminate, Msg, Wire};
+use crate::common::rawpg::{first_error, tags, terminate, Msg, Wire};
 
 impl Lab {
     /// A raw session through the proxy as the lab's attacker, its search
