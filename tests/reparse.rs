@@ -16,7 +16,7 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::approval::{self as approval_common, direct, proxy_with_rules};
+use common::approval::{direct, proxy_with_rules, quick_rules};
 use common::rawpg::*;
 
 /// The answers to each step, read to the ReadyForQuery that ends it, with
@@ -59,7 +59,7 @@ tables = [{}]
 action = "allow"
 {}"#,
         names.join(", "),
-        approval_common::quick_rules("1m")
+        quick_rules("1m")
     )
 }
 
