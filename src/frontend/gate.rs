@@ -155,6 +155,9 @@ pub struct Gate {
     /// never saw declared: FETCH and MOVE are no longer proven reads
     /// (`cursors`).
     user_code_ran: bool,
+    /// The client_encoding the names of `statements` and `portals` were
+    /// sent in (`encoding_changed`).
+    names_encoding: Box<str>,
     /// Names SQL-level PREPARE used in this session: a protocol Parse of
     /// such a name may fail on the server, which keeps the SQL statement.
     sql_prepared: SqlPrepared,
@@ -211,6 +214,7 @@ impl Gate {
             changes_lexer: false,
             discarding: false,
             user_code_ran: false,
+            names_encoding: Box::from(""),
             sql_prepared: Default::default(),
             tentative: Tentative::default(),
             offloaded: None,
@@ -286,6 +290,9 @@ impl Gate {
         if self.policy_rx.has_changed().unwrap_or(false) {
             self.policy = self.policy_rx.borrow_and_update().clone();
             self.epoch += 1;
+        }
+        if *self.names_encoding != *client_encoding {
+            self.encoding_changed(client_encoding);
         }
         match tag {
             fe::QUERY => {
@@ -525,6 +532,25 @@ impl Gate {
         }
         self.portals.clear_named();
         self.epoch += 1;
+    }
+
+    /// The server converts statement and portal names from the
+    /// client_encoding, as it does SQL text, so one name sent in two
+    /// encodings may be two byte strings (`s\xc3\xa9` in UTF8, `s\xe9` in
+    /// LATIN1) and two names one (red team round 5). The gate keys names by
+    /// the bytes it received: when the encoding changes, every named
+    /// statement and portal it knows is forgotten, and binding or executing
+    /// one is no read. (The first message of a session only records it.)
+    fn encoding_changed(&mut self, client_encoding: &str) {
+        if !self.names_encoding.is_empty() {
+            for (name, p) in self.statements.drain_named() {
+                self.sql_prepared.forget_protocol(&name, &p.sql);
+            }
+            self.forgotten.clear();
+            self.portals.clear_named();
+            self.epoch += 1;
+        }
+        self.names_encoding = Box::from(client_encoding);
     }
 
     /// What the session knows of the catalog now.
