@@ -300,6 +300,7 @@ fn catalog_with_user_code() -> Known {
             relation: None,
             contains: vec![23],
             extension: None,
+            calls: Vec::new(),
         }],
         major: 15,
         server_encoding: "UTF8".into(),

@@ -165,17 +165,30 @@ const QUERIES: &[&str] = &[
       WHERE t.typtype = 'd' AND t.oid >= 16384 AND k.contype = 'c'",
     // User types and what each contains: an array its element, a domain its
     // base, a range its subtype, a multirange its range, a composite (and
-    // the row type of each table) its relation.
+    // the row type of each table) its relation. And the functions a type
+    // calls with no name in the text, which may be PL code: a range's
+    // subtype_diff (range selectivity in the planner, GiST penalty and
+    // picksplit) and canonical function, a type's typmod_in (parse
+    // analysis of `t(n)`).
     "SELECT t.oid, n.nspname, t.typname, coalesce(rn.nspname, ''), coalesce(rc.relname, ''),
             t.typelem, t.typbasetype, coalesce(r.rngsubtype, 0), coalesce(m.rngtypid, 0),
             coalesce((SELECT x.extname FROM pg_depend d JOIN pg_extension x ON x.oid = d.refobjid
                        WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid
-                         AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'), '')
+                         AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'), ''),
+            coalesce(sd.oid, 0), coalesce(sdn.nspname, ''), coalesce(sd.proname, ''),
+            coalesce(cf.oid, 0), coalesce(cfn.nspname, ''), coalesce(cf.proname, ''),
+            coalesce(tm.oid, 0), coalesce(tmn.nspname, ''), coalesce(tm.proname, '')
        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
        LEFT JOIN pg_class rc ON rc.oid = t.typrelid
        LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
        LEFT JOIN pg_range r ON r.rngtypid = t.oid
        LEFT JOIN pg_range m ON m.rngmultitypid = t.oid
+       LEFT JOIN pg_proc sd ON sd.oid = r.rngsubdiff
+       LEFT JOIN pg_namespace sdn ON sdn.oid = sd.pronamespace
+       LEFT JOIN pg_proc cf ON cf.oid = r.rngcanonical
+       LEFT JOIN pg_namespace cfn ON cfn.oid = cf.pronamespace
+       LEFT JOIN pg_proc tm ON tm.oid = t.typmodin
+       LEFT JOIN pg_namespace tmn ON tmn.oid = tm.pronamespace
       WHERE t.oid >= 16384",
     // Columns of user types: the row type contains the column's type.
     "SELECT c.reltype, a.atttypid
@@ -324,6 +337,9 @@ pub struct Type {
     /// Types a value of this type contains or is checked as.
     pub contains: Vec<u32>,
     pub extension: Option<String>,
+    /// Functions the type calls with no name in the text (a range's
+    /// subtype_diff and canonical, typmod_in): (oid, schema, name).
+    pub calls: Vec<(u32, String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -532,6 +548,11 @@ pub async fn load(client: &Client, cached: Option<&BaselineRows>) -> Result<Raw,
                 .filter(|o| *o != 0)
                 .collect(),
             extension: some(text(&r, 9)),
+            calls: [10, 13, 16]
+                .into_iter()
+                .filter(|&i| num(&r, i) != 0)
+                .map(|i| (num(&r, i) as u32, text(&r, i + 1), text(&r, i + 2)))
+                .collect(),
         });
     }
     let columns = next();

@@ -431,6 +431,25 @@ impl Snapshot {
                 seeds.push((t, code.clone()));
             }
         }
+        // Functions a type calls behind the text: the planner's range
+        // selectivity and GiST call a range's subtype_diff, parse analysis
+        // of `t(n)` its typmod_in; either may be PL code.
+        for t in &raw.types {
+            for (oid, schema, name) in &t.calls {
+                if trusted_extension(&t.extension) || function_is_safe(*oid, schema, name) {
+                    continue;
+                }
+                let code = Code {
+                    what: vec![format!(
+                        "type {}.{} calls {schema}.{name}",
+                        t.schema, t.name
+                    )],
+                    functions: vec![format!("{schema}.{name}")],
+                    risks: Risks::UNKNOWN_FUNCTION,
+                };
+                seeds.push((t.oid, code));
+            }
+        }
         // Operator-class members run in sorting, grouping, hashing, index
         // scans and partition pruning, with no function in the text.
         for m in &raw.class_members {

@@ -39,6 +39,7 @@ fn user_type(oid: u32, name: &str, relation: Option<&str>, contains: &[u32]) -> 
         relation: relation.map(|r| named("app", r)),
         contains: contains.to_vec(),
         extension: None,
+        calls: Vec::new(),
     }
 }
 
