@@ -345,6 +345,43 @@ fn plain(event_triggers: bool) -> Known {
 }
 
 #[test]
+fn a_type_that_calls_pl_code_behind_the_text_marks_what_holds_it() {
+    // A range whose subtype_diff is a user's function (the planner calls it
+    // for `&&` estimates, GiST for penalties), a table with such a column.
+    let mut range = user_type(40001, "myr", None, &[23]);
+    range.calls = vec![(20001, "app".into(), "grab".into())];
+    let build = |range: Type| {
+        let raw = Raw {
+            major: 15,
+            server_encoding: "UTF8".into(),
+            baseline: super::baseline::Baseline::pristine_rows(15, &[]),
+            functions: vec![function(20001, "app", "grab", 'v', 1)],
+            types: vec![range, user_type(40002, "rt", Some("rt"), &[40001])],
+            ..Raw::default()
+        };
+        Known::Snapshot(Arc::new(Snapshot::build(raw)))
+    };
+    let reads = |sql: &str, k: &Known| resolve(&Arc::new(classify(sql)), k, false, &[]).is_read();
+    let k = build(range.clone());
+    assert!(!reads(
+        "SELECT count(*) FROM app.rt WHERE r && '[5,10]'",
+        &k
+    ));
+    assert!(!reads("SELECT NULL::app.myr", &k));
+    let index = resolve(
+        &Arc::new(classify("CREATE INDEX ON app.rt USING gist (r)")),
+        &k,
+        false,
+        &[],
+    );
+    assert!(may_change_catalog(&index, &k), "the build calls it");
+    // A safe built-in (int4range's own subtype_diff) marks nothing.
+    range.calls = vec![(3922, "pg_catalog".into(), "int4range_subdiff".into())];
+    let k = build(range);
+    assert!(reads("SELECT count(*) FROM app.rt WHERE r && '[5,10]'", &k));
+}
+
+#[test]
 fn an_index_build_of_built_ins_alone_is_no_catalog_change() {
     let changes = |sql: &str, k: &Known| {
         may_change_catalog(&resolve(&Arc::new(classify(sql)), k, false, &[]), k)
