@@ -13,30 +13,9 @@ use std::net::SocketAddr;
 use common::lab::{shipped_proxy, Rejecter, DB};
 use common::rawpg::*;
 
-/// The answers to each step of `steps`, read to the ReadyForQuery that
-/// ends it, with what varies between servers (backend keys, notices of
-/// airlock's own) left out.
+/// The answers to each step of `steps` (see `rawpg::answers`).
 fn run(addr: SocketAddr, steps: &[Vec<u8>]) -> Vec<Vec<(char, Vec<u8>)>> {
-    let mut wire = Wire::open(addr, "postgres", DB);
-    steps
-        .iter()
-        .map(|step| {
-            wire.send(step);
-            wire.until(b'Z', 1)
-                .into_iter()
-                .filter(|m| m.tag != b'S' && m.tag != b'N')
-                .map(|m| {
-                    // Errors compare by SQLSTATE and message.
-                    let body = if m.tag == b'E' {
-                        format!("{:?} {:?}", m.code(), m.field(b'M')).into_bytes()
-                    } else {
-                        m.body
-                    };
-                    (m.tag as char, body)
-                })
-                .collect()
-        })
-        .collect()
+    answers(addr, "postgres", DB, steps)
 }
 
 fn batch(parts: &[Vec<u8>]) -> Vec<u8> {

@@ -19,27 +19,9 @@ use std::net::SocketAddr;
 use common::approval::{direct, proxy_with_rules, quick_rules};
 use common::rawpg::*;
 
-/// The answers to each step, read to the ReadyForQuery that ends it, with
-/// notices and parameter reports left out; errors compare by SQLSTATE.
+/// The answers to each step of `steps` (see `rawpg::answers`).
 fn run(addr: SocketAddr, steps: &[Vec<u8>]) -> Vec<Vec<(char, Vec<u8>)>> {
-    let mut wire = Wire::open(addr, "postgres", "airlock_test");
-    steps
-        .iter()
-        .map(|step| {
-            wire.send(step);
-            wire.until(b'Z', 1)
-                .into_iter()
-                .filter(|m| m.tag != b'S' && m.tag != b'N')
-                .map(|m| {
-                    let body = match m.tag {
-                        b'E' => format!("{:?}", m.code()).into_bytes(),
-                        _ => m.body,
-                    };
-                    (m.tag as char, body)
-                })
-                .collect()
-        })
-        .collect()
+    answers(addr, "postgres", "airlock_test", steps)
 }
 
 fn tags(answers: &[(char, Vec<u8>)]) -> String {

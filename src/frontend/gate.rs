@@ -16,6 +16,7 @@ mod cursors;
 mod decided;
 mod encodings;
 mod executed;
+mod forget;
 mod function_call;
 mod named;
 pub mod offload;
@@ -155,9 +156,6 @@ pub struct Gate {
     /// never saw declared: FETCH and MOVE are no longer proven reads
     /// (`cursors`).
     user_code_ran: bool,
-    /// The client_encoding the names of `statements` and `portals` were
-    /// sent in (`encoding_changed`).
-    names_encoding: Box<str>,
     /// Names SQL-level PREPARE used in this session: a protocol Parse of
     /// such a name may fail on the server, which keeps the SQL statement.
     sql_prepared: SqlPrepared,
@@ -214,7 +212,6 @@ impl Gate {
             changes_lexer: false,
             discarding: false,
             user_code_ran: false,
-            names_encoding: Box::from(""),
             sql_prepared: Default::default(),
             tentative: Tentative::default(),
             offloaded: None,
@@ -290,9 +287,6 @@ impl Gate {
         if self.policy_rx.has_changed().unwrap_or(false) {
             self.policy = self.policy_rx.borrow_and_update().clone();
             self.epoch += 1;
-        }
-        if *self.names_encoding != *client_encoding {
-            self.encoding_changed(client_encoding);
         }
         match tag {
             fe::QUERY => {
@@ -514,45 +508,6 @@ impl Gate {
         }
     }
 
-    /// The message about to be forwarded may change the catalog and run
-    /// user code, which may prepare statements and open cursors unseen, and
-    /// DEALLOCATE a named statement or CLOSE a named portal of the client's
-    /// and make another under its name (`EXECUTE 'PREPARE s1 AS ...'`: one
-    /// namespace on the server; red team round 4). So the named statements
-    /// and portals the gate tracked are forgotten: what executes such a
-    /// portal now is no read, and a Bind of such a statement makes it
-    /// again from its text first (`reparse`).
-    pub(super) fn user_code_may_run(&mut self) {
-        self.changes_catalog = true;
-        self.sql_prepared.mark_opaque();
-        self.user_code_ran = true;
-        for (name, p) in self.statements.drain_named() {
-            self.sql_prepared.forget_protocol(&name, &p.sql);
-            self.forgotten.insert(&name, p);
-        }
-        self.portals.clear_named();
-        self.epoch += 1;
-    }
-
-    /// The server converts statement and portal names from the
-    /// client_encoding, as it does SQL text, so one name sent in two
-    /// encodings may be two byte strings (`s\xc3\xa9` in UTF8, `s\xe9` in
-    /// LATIN1) and two names one (red team round 5). The gate keys names by
-    /// the bytes it received: when the encoding changes, every named
-    /// statement and portal it knows is forgotten, and binding or executing
-    /// one is no read. (The first message of a session only records it.)
-    fn encoding_changed(&mut self, client_encoding: &str) {
-        if !self.names_encoding.is_empty() {
-            for (name, p) in self.statements.drain_named() {
-                self.sql_prepared.forget_protocol(&name, &p.sql);
-            }
-            self.forgotten.clear();
-            self.portals.clear_named();
-            self.epoch += 1;
-        }
-        self.names_encoding = Box::from(client_encoding);
-    }
-
     /// What the session knows of the catalog now.
     #[inline]
     pub fn set_catalog(&mut self, known: &Known) {
@@ -761,28 +716,6 @@ impl Gate {
                 .get(name.as_bytes())
                 .map(|p| Arc::clone(&p.sql))
         }))
-    }
-
-    /// SQL-level PREPARE, DEALLOCATE and DISCARD change prepared statements
-    /// behind the protocol's back: what was remembered may no longer hold.
-    fn forget_if_statements_change(&mut self, d: &Decided, text: &str) {
-        if !d.changes_statements {
-            return;
-        }
-        for s in &d.facts.statements {
-            if let Some(name) = &s.prepared {
-                self.sql_prepared.insert(name, text);
-            }
-        }
-        if d.forgets_statements {
-            for (name, p) in self.statements.drain_named() {
-                self.sql_prepared.forget_protocol(&name, &p.sql);
-            }
-            self.forgotten.clear();
-            self.portals.clear();
-        }
-        // What EXECUTE of a name means may have changed.
-        self.epoch += 1;
     }
 }
 

@@ -25,6 +25,8 @@ pub struct Seen {
     pub fatal: bool,
     /// A statement of the proxy's own, whose answer was swallowed, failed.
     pub swallowed_error: bool,
+    /// The server reported a client_encoding other than the last one.
+    pub encoding_changed: bool,
     /// Rows reported by the last CommandComplete, while capturing.
     pub rows: Option<i64>,
     /// The SQLSTATE of an ErrorResponse, while capturing.
@@ -384,8 +386,9 @@ impl Relay {
                 seen.status = body.first().and_then(|&b| TransactionStatus::from_byte(b));
             }
             be::PARAMETER_STATUS => match be::parse_parameter_status(body) {
-                Ok((b"client_encoding", v)) => {
+                Ok((b"client_encoding", v)) if self.client_encoding.as_bytes() != v => {
                     self.client_encoding = String::from_utf8_lossy(v).into_owned();
+                    seen.encoding_changed = true;
                 }
                 Ok((b"standard_conforming_strings", v)) => self.standard_strings = v == b"on",
                 _ => {}
@@ -556,6 +559,16 @@ mod tests {
         let seen = relay.scan(&mut buf).unwrap();
         assert!(seen.fatal);
         assert_eq!(relay.client_encoding, "LATIN1");
+        assert!(seen.encoding_changed);
+        let mut again = Vec::new();
+        put_message(&mut again, be::PARAMETER_STATUS, |b| {
+            b.extend_from_slice(b"client_encoding\0LATIN1\0")
+        });
+        buf.extend(&again);
+        assert!(
+            !relay.scan(&mut buf).unwrap().encoding_changed,
+            "the same again"
+        );
     }
 
     #[test]

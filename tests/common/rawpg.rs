@@ -98,6 +98,38 @@ impl fmt::Debug for Msg {
     }
 }
 
+/// The answers to each of `steps`, sent one after the other on one
+/// connection as `user` to `database`, each read to the ReadyForQuery that
+/// ends it, with what varies between servers (ParameterStatus, notices of
+/// airlock's own) left out and errors as their SQLSTATE and message: for
+/// comparing a sequence sent direct and through airlock message for
+/// message.
+pub fn answers(
+    addr: SocketAddr,
+    user: &str,
+    database: &str,
+    steps: &[Vec<u8>],
+) -> Vec<Vec<(char, Vec<u8>)>> {
+    let mut wire = Wire::open(addr, user, database);
+    steps
+        .iter()
+        .map(|step| {
+            wire.send(step);
+            wire.until(b'Z', 1)
+                .into_iter()
+                .filter(|m| m.tag != b'S' && m.tag != b'N')
+                .map(|m| {
+                    let body = match m.tag {
+                        b'E' => format!("{:?} {:?}", m.code(), m.field(b'M')).into_bytes(),
+                        _ => m.body,
+                    };
+                    (m.tag as char, body)
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// The tags of `msgs`, as a string, for assertion messages.
 pub fn tags(msgs: &[Msg]) -> String {
     msgs.iter().map(|m| m.tag as char).collect()

@@ -101,6 +101,10 @@ impl Session {
                 _ => {}
             }
         }
+        if seen.encoding_changed {
+            // Names the client sends from now on are converted from it.
+            self.gate.encoding_changed();
+        }
         if seen.rows.is_some() {
             self.last_rows = seen.rows;
         }
