@@ -123,6 +123,7 @@ risks! {
     LEXER_CHANGE = 28, "lexer_change", false;
     USER_CODE = 29, "user_code", true;
     REPLICATION_ROLE = 30, "replication_role", true;
+    CODE_AT_PARSE = 31, "code_at_parse", true;
 }
 
 impl Risks {

@@ -162,4 +162,31 @@ async fn a_statement_user_code_put_under_a_clients_name_never_runs() {
             "{label}: SELECT 1's row"
         );
     }
+    // Described before it is bound: the client is told of its own
+    // statement's columns, not the trigger's.
+    let described = vec![
+        [parse(b"s_victim", b"SELECT 1 AS mine", &[]), sync()].concat(),
+        query(b"INSERT INTO rp_t2 VALUES (1)"),
+        [describe(b'S', b"s_victim"), sync()].concat(),
+        victim(),
+    ];
+    let d = run(addr, &described);
+    let columns = |answers: &[(char, Vec<u8>)]| {
+        answers
+            .iter()
+            .find(|(t, _)| *t == 'T')
+            .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    };
+    assert!(
+        !columns(&d[2]).contains("mine"),
+        "direct, the Describe shows the trigger's statement: {:?}",
+        d[2]
+    );
+    let before = pwned();
+    let p = run(proxy.addr, &described);
+    assert_eq!(pwned(), before, "described: the replaced statement ran");
+    assert_eq!(tags(&p[2]), "tTZ", "{:?}", p[2]);
+    assert!(columns(&p[2]).contains("mine"), "{:?}", p[2]);
+    assert_eq!(tags(&p[3]), "2DCZ", "{:?}", p[3]);
 }

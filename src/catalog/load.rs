@@ -10,6 +10,8 @@
 //! PostgreSQL deparses (views, CHECK constraints, policies) name every user
 //! object with its schema.
 
+use std::collections::HashMap;
+
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 /// A statement of the fingerprint: for the rows that describe user code,
@@ -67,7 +69,8 @@ SELECT concat_ws(' ',
   (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_opfamily),
   (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_aggregate),
   (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_language),
-  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_event_trigger)),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_event_trigger),
+  (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_range)),
   concat_ws(' ',
   (SELECT concat_ws(':', count(*), pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(string_agg(concat_ws('.', ctid, xmin), ',' ORDER BY ctid), 'UTF8')), 'hex')) FROM pg_class
      WHERE relnamespace IN (SELECT oid FROM temp_ns)),
@@ -165,30 +168,35 @@ const QUERIES: &[&str] = &[
       WHERE t.typtype = 'd' AND t.oid >= 16384 AND k.contype = 'c'",
     // User types and what each contains: an array its element, a domain its
     // base, a range its subtype, a multirange its range, a composite (and
-    // the row type of each table) its relation. And the functions a type
-    // calls with no name in the text, which may be PL code: a range's
-    // subtype_diff (range selectivity in the planner, GiST penalty and
-    // picksplit) and canonical function, a type's typmod_in (parse
-    // analysis of `t(n)`).
+    // the row type of each table) its relation.
     "SELECT t.oid, n.nspname, t.typname, coalesce(rn.nspname, ''), coalesce(rc.relname, ''),
             t.typelem, t.typbasetype, coalesce(r.rngsubtype, 0), coalesce(m.rngtypid, 0),
             coalesce((SELECT x.extname FROM pg_depend d JOIN pg_extension x ON x.oid = d.refobjid
                        WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid
-                         AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'), ''),
-            coalesce(sd.oid, 0), coalesce(sdn.nspname, ''), coalesce(sd.proname, ''),
-            coalesce(cf.oid, 0), coalesce(cfn.nspname, ''), coalesce(cf.proname, ''),
-            coalesce(tm.oid, 0), coalesce(tmn.nspname, ''), coalesce(tm.proname, '')
+                         AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'), '')
        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
        LEFT JOIN pg_class rc ON rc.oid = t.typrelid
        LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
        LEFT JOIN pg_range r ON r.rngtypid = t.oid
        LEFT JOIN pg_range m ON m.rngmultitypid = t.oid
-       LEFT JOIN pg_proc sd ON sd.oid = r.rngsubdiff
-       LEFT JOIN pg_namespace sdn ON sdn.oid = sd.pronamespace
-       LEFT JOIN pg_proc cf ON cf.oid = r.rngcanonical
-       LEFT JOIN pg_namespace cfn ON cfn.oid = cf.pronamespace
-       LEFT JOIN pg_proc tm ON tm.oid = t.typmodin
-       LEFT JOIN pg_namespace tmn ON tmn.oid = tm.pronamespace
+      WHERE t.oid >= 16384",
+    // The functions a user type calls with no name in the text, which may
+    // be PL code (or a user's C): its input, typmod_in, subscript handler
+    // and a range's canonical function run while PostgreSQL parses a
+    // statement (a literal of the type, `t(n)`, `x[1]`); output, send,
+    // receive, typmod_out, analyze and a range's subtype_diff (range
+    // selectivity, GiST penalty and picksplit) when it plans or runs one.
+    "SELECT t.oid, f.oid, fn.nspname, f.proname, c.at_parse
+       FROM pg_type t
+       LEFT JOIN pg_range r ON r.rngtypid = t.oid
+       CROSS JOIN LATERAL (VALUES (t.typinput::oid, true), (t.typmodin::oid, true),
+                                  (t.typsubscript::oid, true), (r.rngcanonical::oid, true),
+                                  (t.typoutput::oid, false), (t.typreceive::oid, false),
+                                  (t.typsend::oid, false), (t.typmodout::oid, false),
+                                  (t.typanalyze::oid, false), (r.rngsubdiff::oid, false))
+            AS c(function, at_parse)
+       JOIN pg_proc f ON f.oid = c.function
+       JOIN pg_namespace fn ON fn.oid = f.pronamespace
       WHERE t.oid >= 16384",
     // Columns of user types: the row type contains the column's type.
     "SELECT c.reltype, a.atttypid
@@ -337,9 +345,21 @@ pub struct Type {
     /// Types a value of this type contains or is checked as.
     pub contains: Vec<u32>,
     pub extension: Option<String>,
-    /// Functions the type calls with no name in the text (a range's
-    /// subtype_diff and canonical, typmod_in): (oid, schema, name).
-    pub calls: Vec<(u32, String, String)>,
+    /// Functions the type calls with no name in the text (its input and
+    /// output functions, typmod_in, a range's subtype_diff and canonical).
+    pub calls: Vec<TypeCall>,
+}
+
+/// A function a type calls with no name in the text.
+#[derive(Debug, Clone)]
+pub struct TypeCall {
+    pub function: u32,
+    pub schema: String,
+    pub name: String,
+    /// PostgreSQL calls it while it parses a statement (parse analysis of
+    /// the Parse message, before any Bind), not only when it plans or runs
+    /// one.
+    pub at_parse: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -548,12 +568,24 @@ pub async fn load(client: &Client, cached: Option<&BaselineRows>) -> Result<Raw,
                 .filter(|o| *o != 0)
                 .collect(),
             extension: some(text(&r, 9)),
-            calls: [10, 13, 16]
-                .into_iter()
-                .filter(|&i| num(&r, i) != 0)
-                .map(|i| (num(&r, i) as u32, text(&r, i + 1), text(&r, i + 2)))
-                .collect(),
+            calls: Vec::new(),
         });
+    }
+    let by_oid: HashMap<u32, usize> = raw
+        .types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.oid, i))
+        .collect();
+    for r in next() {
+        if let Some(&i) = by_oid.get(&(num(&r, 0) as u32)) {
+            raw.types[i].calls.push(TypeCall {
+                function: num(&r, 1) as u32,
+                schema: text(&r, 2),
+                name: text(&r, 3),
+                at_parse: text(&r, 4) == "t",
+            });
+        }
     }
     let columns = next();
     for r in next() {

@@ -63,6 +63,10 @@ impl Code {
     }
 }
 
+/// How reviewers (and the gate's refusal of a Parse) are told that a
+/// type's code runs while PostgreSQL parses a statement.
+pub const AT_PARSE: &str = " while a statement is parsed";
+
 /// One database's user code, by every name a statement may use for it:
 /// `name` (in any schema: search paths differ between sessions and may be
 /// changed) and `schema.name`.
@@ -431,21 +435,37 @@ impl Snapshot {
                 seeds.push((t, code.clone()));
             }
         }
-        // Functions a type calls behind the text: the planner's range
-        // selectivity and GiST call a range's subtype_diff, parse analysis
-        // of `t(n)` its typmod_in; either may be PL code.
+        // Functions a type calls behind the text: its input and output,
+        // the planner's range selectivity and GiST call a range's
+        // subtype_diff, parse analysis of `t(n)` its typmod_in; any may be
+        // a user's PL or C code. Those parse analysis calls run at a Parse,
+        // before the Bind where a statement is held (code_at_parse).
         for t in &raw.types {
-            for (oid, schema, name) in &t.calls {
-                if trusted_extension(&t.extension) || function_is_safe(*oid, schema, name) {
+            for c in &t.calls {
+                // A container's input (record_in, array_in, ...) calls its
+                // contained types' input, which are judged as types of
+                // their own (a container runs what it contains).
+                let container_input = c.function < 16_384
+                    && c.schema == "pg_catalog"
+                    && builtins::is_container_input(&c.name);
+                if trusted_extension(&t.extension)
+                    || container_input
+                    || function_is_safe(c.function, &c.schema, &c.name)
+                {
                     continue;
                 }
+                let when = if c.at_parse { AT_PARSE } else { "" };
                 let code = Code {
                     what: vec![format!(
-                        "type {}.{} calls {schema}.{name}",
-                        t.schema, t.name
+                        "type {}.{} calls {}.{}{when}",
+                        t.schema, t.name, c.schema, c.name
                     )],
-                    functions: vec![format!("{schema}.{name}")],
-                    risks: Risks::UNKNOWN_FUNCTION,
+                    functions: vec![format!("{}.{}", c.schema, c.name)],
+                    risks: if c.at_parse {
+                        Risks::UNKNOWN_FUNCTION.with(Risks::CODE_AT_PARSE)
+                    } else {
+                        Risks::UNKNOWN_FUNCTION
+                    },
                 };
                 seeds.push((t.oid, code));
             }

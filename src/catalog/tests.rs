@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use super::baseline::Baseline;
 use super::load::{
-    Cast, ClassMember, Function, Named, Operator, Policy, Raw, Type, View, WriteExpression,
+    Cast, ClassMember, Function, Named, Operator, Policy, Raw, Type, TypeCall, View,
+    WriteExpression,
 };
 use super::*;
 use crate::classify::{classify, Facts, Risks};
@@ -40,6 +41,15 @@ fn user_type(oid: u32, name: &str, relation: Option<&str>, contains: &[u32]) -> 
         contains: contains.to_vec(),
         extension: None,
         calls: Vec::new(),
+    }
+}
+
+fn call(function: u32, schema: &str, name: &str, at_parse: bool) -> TypeCall {
+    TypeCall {
+        function,
+        schema: schema.into(),
+        name: name.into(),
+        at_parse,
     }
 }
 
@@ -349,7 +359,7 @@ fn a_type_that_calls_pl_code_behind_the_text_marks_what_holds_it() {
     // A range whose subtype_diff is a user's function (the planner calls it
     // for `&&` estimates, GiST for penalties), a table with such a column.
     let mut range = user_type(40001, "myr", None, &[23]);
-    range.calls = vec![(20001, "app".into(), "grab".into())];
+    range.calls = vec![call(20001, "app", "grab", false)];
     let build = |range: Type| {
         let raw = Raw {
             major: 15,
@@ -376,9 +386,95 @@ fn a_type_that_calls_pl_code_behind_the_text_marks_what_holds_it() {
     );
     assert!(may_change_catalog(&index, &k), "the build calls it");
     // A safe built-in (int4range's own subtype_diff) marks nothing.
-    range.calls = vec![(3922, "pg_catalog".into(), "int4range_subdiff".into())];
+    range.calls = vec![call(3922, "pg_catalog", "int4range_subdiff", false)];
     let k = build(range);
     assert!(reads("SELECT count(*) FROM app.rt WHERE r && '[5,10]'", &k));
+}
+
+#[test]
+fn a_type_whose_code_runs_at_parse_marks_statements_code_at_parse() {
+    // A base type whose typmod_in is a user's PL function: `bt(3)` runs it
+    // in parse analysis, at a Parse, before any Bind.
+    let mut base = user_type(40001, "bt", None, &[]);
+    base.calls = vec![
+        call(20001, "app", "grab", true),
+        call(2006, "pg_catalog", "int4out", false),
+    ];
+    let raw = Raw {
+        major: 15,
+        server_encoding: "UTF8".into(),
+        baseline: super::baseline::Baseline::pristine_rows(15, &[]),
+        functions: vec![function(20001, "app", "grab", 'v', 1)],
+        types: vec![
+            base,
+            user_type(40002, "t", Some("t"), &[40001]),
+            user_type(40003, "_bt", None, &[40001]),
+        ],
+        ..Raw::default()
+    };
+    let k = Known::Snapshot(Arc::new(Snapshot::build(raw)));
+    let risks = |sql: &str| resolve(&Arc::new(classify(sql)), &k, false, &[]).risks();
+    for sql in [
+        "SELECT NULL::app.bt(3)",
+        "SELECT NULL::bt[]",
+        "SELECT * FROM app.t WHERE c = '1'",
+        "INSERT INTO t VALUES ('1')",
+    ] {
+        let r = risks(sql);
+        assert!(r.contains(Risks::CODE_AT_PARSE), "{sql}: {:?}", r);
+        assert!(r.contains(Risks::UNKNOWN_FUNCTION), "{sql}");
+    }
+    assert!(!risks("SELECT 1::int4").contains(Risks::CODE_AT_PARSE));
+    // Every table's row type and array call PostgreSQL's container I/O
+    // (record_in calls each column type's input): that marks nothing.
+    let mut row = user_type(40004, "plain", Some("plain"), &[23]);
+    row.calls = ["record_in", "record_out", "record_recv", "record_send"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| call(2290 + i as u32, "pg_catalog", n, n.ends_with("_in")))
+        .collect();
+    let mut array = user_type(40005, "_plain", None, &[40004]);
+    array.calls = [
+        "array_in",
+        "array_out",
+        "array_subscript_handler",
+        "array_typanalyze",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, n)| call(750 + i as u32, "pg_catalog", n, true))
+    .collect();
+    let raw = Raw {
+        major: 15,
+        server_encoding: "UTF8".into(),
+        baseline: super::baseline::Baseline::pristine_rows(15, &[]),
+        types: vec![row, array],
+        ..Raw::default()
+    };
+    let plain = Known::Snapshot(Arc::new(Snapshot::build(raw)));
+    for sql in [
+        "SELECT * FROM app.plain WHERE c = '1'",
+        "SELECT NULL::app.plain, '{}'::app._plain",
+    ] {
+        assert!(
+            resolve(&Arc::new(classify(sql)), &plain, false, &[]).is_read(),
+            "{sql}"
+        );
+    }
+    // Code the type calls only when it plans or runs one is no code at parse.
+    let mut late = user_type(40001, "bt", None, &[]);
+    late.calls = vec![call(20001, "app", "grab", false)];
+    let raw = Raw {
+        major: 15,
+        server_encoding: "UTF8".into(),
+        baseline: super::baseline::Baseline::pristine_rows(15, &[]),
+        functions: vec![function(20001, "app", "grab", 'v', 1)],
+        types: vec![late],
+        ..Raw::default()
+    };
+    let k = Known::Snapshot(Arc::new(Snapshot::build(raw)));
+    let r = resolve(&Arc::new(classify("SELECT NULL::app.bt")), &k, false, &[]).risks();
+    assert!(r.contains(Risks::UNKNOWN_FUNCTION) && !r.contains(Risks::CODE_AT_PARSE));
 }
 
 #[test]

@@ -63,6 +63,25 @@ const RUN_CHOSEN_CODE: &[&str] = &[
     "multirange_recv",
 ];
 
+/// Whether the built-in `name` is the input function of a type that
+/// contains others (a domain, a composite, an array, a range), which calls
+/// the contained types' own: as a type's input it runs nothing of its own.
+pub fn is_container_input(name: &str) -> bool {
+    matches!(
+        name,
+        "domain_in"
+            | "domain_recv"
+            | "record_in"
+            | "record_recv"
+            | "array_in"
+            | "array_recv"
+            | "range_in"
+            | "range_recv"
+            | "multirange_in"
+            | "multirange_recv"
+    )
+}
+
 /// Built-ins PostgreSQL marks volatile only because their result may change
 /// from call to call, reviewed one by one as reading without effect.
 const VOLATILE_READS: &[&str] = &[

@@ -351,6 +351,14 @@ impl Gate {
                     self.count(d.kind, 1, Some(text.into_owned()), d.decision.rule());
                     return answer(&d.facts, &d.decision);
                 }
+                if d.facts.risks().contains(Risks::CODE_AT_PARSE)
+                    && !matches!(d.decision, Decision::Allow { .. })
+                {
+                    // The server would run that code before the Bind where
+                    // the statement waits for review.
+                    self.count(d.kind, 1, Some(text.into_owned()), d.decision.rule());
+                    return verdict::runs_code_at_parse(&d.facts);
+                }
                 self.note(&d);
                 let named = !p.statement.is_empty();
                 if named {
@@ -482,9 +490,19 @@ impl Gate {
                 self.tentative.sent(Made::Close, name, false);
                 Verdict::Forward
             }
-            // The server refuses a malformed Describe, and the session
-            // pairs each Describe with its ParameterDescription.
-            fe::DESCRIBE if fe::parse_target(body).is_err() => malformed("Describe"),
+            fe::DESCRIBE => {
+                // The server refuses a malformed Describe, and the session
+                // pairs each Describe with its ParameterDescription.
+                let Ok((kind, name)) = fe::parse_target(body) else {
+                    return malformed("Describe");
+                };
+                // A statement user code may have replaced is described as
+                // the client made it.
+                if kind == b'S' && self.statements.get(name).is_none() {
+                    self.reparse_forgotten(name, client_encoding, standard_strings);
+                }
+                Verdict::Forward
+            }
             fe::FUNCTION_CALL => self.function_call(body),
             _ => Verdict::Forward,
         }

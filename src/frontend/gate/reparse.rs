@@ -12,7 +12,7 @@
 //! So the gate keeps what it knew of each such statement, and when the
 //! client binds one it makes the name mean that again: it sends a Close of
 //! the name and a Parse of the same text with the same parameter types
-//! just before the Bind, and the relay drops their two answers
+//! just before the Bind (or Describe), and the relay drops their two answers
 //! (`crate::frontend::relay::Reparsed`). Whatever the server held under the
 //! name is gone; what the Bind runs is the text the gate decides now.
 //! Where the same text would not mean the same to the server now (another
@@ -34,10 +34,10 @@ pub struct Reparse {
 }
 
 impl Gate {
-    /// Before a Bind of `name`, which the gate does not track: if it forgot
-    /// the statement because user code may have run, it makes it again
-    /// (see the module docs) and tracks it as if the client had sent the
-    /// Parse.
+    /// Before a Bind or a Describe of `name`, which the gate does not
+    /// track: if it forgot the statement because user code may have run,
+    /// it makes it again (see the module docs) and tracks it as if the
+    /// client had sent the Parse.
     pub(super) fn reparse_forgotten(
         &mut self,
         name: &[u8],

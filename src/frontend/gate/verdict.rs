@@ -163,6 +163,31 @@ pub(super) fn answer(facts: &Facts, d: &Decision) -> Verdict {
     Verdict::Refuse(report)
 }
 
+/// The refusal of a Parse whose statement needs review but would run user
+/// code while PostgreSQL parses it (a type's input, typmod_in or a range's
+/// canonical function): a Parse cannot wait for a reviewer the way a Bind
+/// does, so the statement is refused and may be sent again as a simple
+/// Query, which waits whole.
+pub(super) fn runs_code_at_parse(facts: &Facts) -> Verdict {
+    let code: Vec<&str> = facts
+        .statements
+        .iter()
+        .flat_map(|s| s.user_code.iter())
+        .filter(|w| w.ends_with(crate::catalog::snapshot::AT_PARSE))
+        .map(String::as_str)
+        .collect();
+    Verdict::Refuse(
+        Report::error(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            "airlock cannot hold this statement for review at Bind: PostgreSQL would run user code while it parses it",
+        )
+        .with_detail(format!("{}.", code.join("; ")))
+        .with_hint(
+            "Send it as a simple query (not prepared) to have it reviewed; the Parse was not sent to the server.",
+        ),
+    )
+}
+
 pub(super) fn malformed(what: &str) -> Verdict {
     Verdict::Refuse(Report::error(
         sqlstate::PROTOCOL_VIOLATION,
