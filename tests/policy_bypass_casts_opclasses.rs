@@ -291,3 +291,50 @@ async fn the_proxys_own_catalog_reads_run_no_planted_cast() {
     fresh.drop().await;
     arena.finish();
 }
+
+/// A base type (I/O by PostgreSQL's own int4in/int4out) whose typmod_in is
+/// PL/pgSQL that writes: parse analysis of `bt(n)` calls it, and in the
+/// extended protocol parse analysis happens at Parse, before the Bind where
+/// a statement waits for review.
+const TYPMOD_IN: &str = "
+    CREATE TYPE public.bt;
+    CREATE FUNCTION public.bt_in(cstring) RETURNS public.bt
+        LANGUAGE internal IMMUTABLE STRICT AS 'int4in';
+    CREATE FUNCTION public.bt_out(public.bt) RETURNS cstring
+        LANGUAGE internal IMMUTABLE STRICT AS 'int4out';
+    CREATE FUNCTION public.bt_tm(cstring[]) RETURNS int4 LANGUAGE plpgsql IMMUTABLE AS $$
+    BEGIN PERFORM public.hit('typmod_in'); RETURN 4; END $$;
+    CREATE TYPE public.bt (input = public.bt_in, output = public.bt_out,
+        internallength = 4, passedbyvalue, alignment = int4, typmod_in = public.bt_tm);";
+
+/// The same, writing in the caller's own transaction.
+const TYPMOD_IN_LOCAL: &str = "
+    CREATE TYPE public.bt;
+    CREATE FUNCTION public.bt_in(cstring) RETURNS public.bt
+        LANGUAGE internal IMMUTABLE STRICT AS 'int4in';
+    CREATE FUNCTION public.bt_out(public.bt) RETURNS cstring
+        LANGUAGE internal IMMUTABLE STRICT AS 'int4out';
+    CREATE FUNCTION public.bt_tm(cstring[]) RETURNS int4 LANGUAGE plpgsql IMMUTABLE AS $$
+    BEGIN PERFORM public.local_hit('typmod_in'); RETURN 4; END $$;
+    CREATE TYPE public.bt (input = public.bt_in, output = public.bt_out,
+        internallength = 4, passedbyvalue, alignment = int4, typmod_in = public.bt_tm);";
+
+#[tokio::test]
+async fn type_code_that_runs_at_parse_never_runs_unreviewed() {
+    let mut arena = Arena::new();
+    let attacks = vec![
+        Attack::new("typmod_in of a cast, at Parse", TYPMOD_IN).extended("SELECT NULL::bt(3)"),
+        Attack::new("typmod_in of CAST(... AS bt(n)), at Parse", TYPMOD_IN_LOCAL)
+            .extended("SELECT CAST('5'::text::int4::text AS bt(4)) IS NULL")
+            .in_block(),
+        Attack::new("typmod_in of an array of it, at Parse", TYPMOD_IN)
+            .extended("SELECT count(*) FROM victim WHERE NULL::bt(2)[] IS NULL"),
+        Attack::new("typmod_in, simple protocol", TYPMOD_IN_LOCAL)
+            .simple("SELECT NULL::bt(3)")
+            .in_block(),
+    ];
+    for a in attacks {
+        arena.run(a).await;
+    }
+    arena.finish();
+}

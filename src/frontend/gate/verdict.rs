@@ -166,7 +166,7 @@ pub(super) fn answer(facts: &Facts, d: &Decision) -> Verdict {
 /// The refusal of a Parse whose statement needs review but would run user
 /// code while PostgreSQL parses it (a type's input, typmod_in or a range's
 /// canonical function): a Parse cannot wait for a reviewer the way a Bind
-/// does, so the statement is refused and may be sent again as a simple
+/// does, so the statement is refused (42501, as a policy refusal) and may be sent again as a simple
 /// Query, which waits whole.
 pub(super) fn runs_code_at_parse(facts: &Facts) -> Verdict {
     let code: Vec<&str> = facts
@@ -178,7 +178,7 @@ pub(super) fn runs_code_at_parse(facts: &Facts) -> Verdict {
         .collect();
     Verdict::Refuse(
         Report::error(
-            sqlstate::FEATURE_NOT_SUPPORTED,
+            sqlstate::INSUFFICIENT_PRIVILEGE,
             "airlock cannot hold this statement for review at Bind: PostgreSQL would run user code while it parses it",
         )
         .with_detail(format!("{}.", code.join("; ")))
