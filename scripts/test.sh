@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --all-targets
-cargo test --all-targets
+cargo test --all-targets --no-fail-fast
 cargo run --quiet --bin airlock -- policy test policies/

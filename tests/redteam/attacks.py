@@ -721,10 +721,16 @@ class Env:
         self.airlock = None
 
     def _ensure_os_user(self):
-        try:
-            pwd.getpwnam(PGUSER_OS)
-        except KeyError:
-            subprocess.run(["useradd", "-m", PGUSER_OS], check=True)
+        # Runners start side by side (the CI tests run several at once): one
+        # creates the user while the others wait, so none runs `su` against
+        # a user useradd is still writing.
+        import fcntl
+        with open("/tmp/rt-airlock-useradd.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                pwd.getpwnam(PGUSER_OS)
+            except KeyError:
+                subprocess.run(["useradd", "-m", PGUSER_OS], check=True)
 
     def _as_pg(self, args, **kw):
         if os.geteuid() == 0:
@@ -735,8 +741,10 @@ class Env:
         if os.geteuid() == 0:
             self._ensure_os_user()
             shutil.chown(self.tmp, PGUSER_OS)
-        self._as_pg([PGBIN + "/initdb", "-D", self.pgdata, "-A", "trust", "-U", "postgres", "-E", "UTF8",
-                     "--locale=C"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        r = self._as_pg([PGBIN + "/initdb", "-D", self.pgdata, "-A", "trust", "-U", "postgres", "-E",
+                         "UTF8", "--locale=C"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("initdb failed (%d):\n%s" % (r.returncode, r.stdout))
         opts = ("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off "
                 "-c max_prepared_transactions=0" % (self.pgport, self.tmp))
         self._as_pg([PGBIN + "/pg_ctl", "-D", self.pgdata, "-o", opts, "-l",
