@@ -63,6 +63,10 @@ impl Code {
     }
 }
 
+/// Built-ins that parse a type name given as text, typmod included, and so
+/// call the named type's typmod_in.
+const TYPE_NAME_PARSERS: &[&str] = &["to_regtype", "regtypein", "has_type_privilege"];
+
 /// How reviewers (and the gate's refusal of a Parse) are told that a
 /// type's code runs while PostgreSQL parses a statement.
 pub const AT_PARSE: &str = " while a statement is parsed";
@@ -440,6 +444,7 @@ impl Snapshot {
         // subtype_diff, parse analysis of `t(n)` its typmod_in; any may be
         // a user's PL or C code. Those parse analysis calls run at a Parse,
         // before the Bind where a statement is held (code_at_parse).
+        let mut parsed_names = Code::default();
         for t in &raw.types {
             for c in &t.calls {
                 // A container's input (record_in, array_in, ...) calls its
@@ -467,7 +472,24 @@ impl Snapshot {
                         Risks::UNKNOWN_FUNCTION
                     },
                 };
+                if c.at_parse {
+                    parsed_names.merge(&code);
+                }
                 seeds.push((t.oid, code));
+            }
+        }
+        // A type name given as text runs the named type's typmod_in where
+        // PostgreSQL parses it: a regtype literal (at Parse), to_regtype,
+        // regtypein, has_type_privilege (when they run). With such a type
+        // in the database, those run its code with no name of it in the
+        // text (red team round 6).
+        if !parsed_names.what.is_empty() {
+            add_code(&mut s.types, "pg_catalog", "regtype", &parsed_names);
+            for f in TYPE_NAME_PARSERS {
+                let qualified = format!("pg_catalog.{f}");
+                for k in keys("pg_catalog", f) {
+                    push_unique(&mut s.functions, k, &qualified);
+                }
             }
         }
         // Operator-class members run in sorting, grouping, hashing, index

@@ -425,6 +425,16 @@ fn a_type_whose_code_runs_at_parse_marks_statements_code_at_parse() {
         assert!(r.contains(Risks::UNKNOWN_FUNCTION), "{sql}");
     }
     assert!(!risks("SELECT 1::int4").contains(Risks::CODE_AT_PARSE));
+    // A type name given as text runs its typmod_in too.
+    let r = risks("SELECT 'app.bt(3)'::regtype");
+    assert!(r.contains(Risks::CODE_AT_PARSE), "{r:?}");
+    for sql in [
+        "SELECT to_regtype('app.bt(3)')",
+        "SELECT pg_catalog.to_regtype('app.' || 'bt(3)')",
+        "SELECT has_type_privilege('app.bt(3)', 'USAGE')",
+    ] {
+        assert!(risks(sql).contains(Risks::UNKNOWN_FUNCTION), "{sql}");
+    }
     // Every table's row type and array call PostgreSQL's container I/O
     // (record_in calls each column type's input): that marks nothing.
     let mut row = user_type(40004, "plain", Some("plain"), &[23]);
@@ -455,6 +465,7 @@ fn a_type_whose_code_runs_at_parse_marks_statements_code_at_parse() {
     for sql in [
         "SELECT * FROM app.plain WHERE c = '1'",
         "SELECT NULL::app.plain, '{}'::app._plain",
+        "SELECT to_regtype('int4'), 'int4'::regtype",
     ] {
         assert!(
             resolve(&Arc::new(classify(sql)), &plain, false, &[]).is_read(),
