@@ -554,7 +554,12 @@ impl Snapshot {
                 let Some(t) = types.get(oid) else { continue };
                 for st in &facts.statements {
                     let st = resolve_deparsed(st, &s);
-                    if let Some(code) = Code::of(format!("domain {}.{}", t.schema, t.name), &st) {
+                    if let Some(mut code) = Code::of(format!("domain {}.{}", t.schema, t.name), &st)
+                    {
+                        // domain_in checks it where a literal of a type
+                        // containing the domain is parsed (a row, an
+                        // array, a range of it): at Parse.
+                        code.risks.insert(Risks::CODE_AT_PARSE);
                         changed |= s.mark_type(*oid, &code, Some(t));
                     }
                 }

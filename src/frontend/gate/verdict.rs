@@ -173,9 +173,14 @@ pub(super) fn runs_code_at_parse(facts: &Facts) -> Verdict {
         .statements
         .iter()
         .flat_map(|s| s.user_code.iter())
-        .filter(|w| w.ends_with(crate::catalog::snapshot::AT_PARSE))
         .map(String::as_str)
         .collect();
+    let at_parse: Vec<&str> = code
+        .iter()
+        .copied()
+        .filter(|w| w.ends_with(crate::catalog::snapshot::AT_PARSE))
+        .collect();
+    let code = if at_parse.is_empty() { code } else { at_parse };
     Verdict::Refuse(
         Report::error(
             sqlstate::INSUFFICIENT_PRIVILEGE,
